@@ -1,0 +1,3 @@
+"""Domain core of the trajectory recommender: schema, AIF, store, graph, synthetic world, metrics."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Achievements Interchange Format (AIF) v1: reading, validating, quarantining and writing datasets."""
