@@ -17,7 +17,6 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("recommender.store.cli:app", "Validate, normalize and merge AIF datasets into the store."),
     "train": ("training.cli:train_app", "Train the models: one MLflow run, models registered."),
     "serve": ("serving.cli:serve_app", "Run the HTTP API."),
-    "keys": ("serving.cli:keys_app", "Manage API keys."),
     "demo": ("serving.cli:demo_app", "Synthetic world -> trained models -> API, on the embedded default."),
 }
 

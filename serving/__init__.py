@@ -1,0 +1,1 @@
+"""The HTTP API: FastAPI application, settings, routers, services and model loading."""

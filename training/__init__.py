@@ -1,0 +1,1 @@
+"""Training jobs: next-step models, MLflow tracking and registry, offline evaluation."""

@@ -1,0 +1,142 @@
+"""The model contract: a `Recommender` protocol and a base class doing id mapping, rules and top-k once."""
+
+from __future__ import annotations
+
+import pickle
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any, Protocol, Self, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+from recommender.columns import Columns
+from recommender.eligibility import EventFilters, eligibility_mask, open_events
+from recommender.graph import AchievementsGraph, to_timestamp
+
+RECOMMENDATION_COLUMNS = (Columns.Participant, Columns.Event, Columns.Score, Columns.Rank)
+# Participants scored per block: bounds memory at [block x open events] floats.
+BLOCK = 4096
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    def fit(self, graph: AchievementsGraph) -> Self: ...
+
+    def recommend(
+        self,
+        participant_ids: Sequence[str],
+        k: int,
+        *,
+        as_of: date | str | pd.Timestamp,
+        filters: EventFilters | None = None,
+        graph: AchievementsGraph | None = None,
+    ) -> pd.DataFrame: ...
+
+
+def empty_recommendations() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            Columns.Participant: pd.Series(dtype="string"),
+            Columns.Event: pd.Series(dtype="string"),
+            Columns.Score: pd.Series(dtype="float64"),
+            Columns.Rank: pd.Series(dtype="int64"),
+        }
+    )
+
+
+class EventRecommender(ABC):
+    """Base of every next-step model.
+
+    Subclasses implement `_fit(graph)` and `_score(graph, participants, events, as_of)`; this class
+    applies the business rules to the open catalog before ranking (never after the cut), keeps
+    ties deterministic (by event position), and shapes the output. Fitted state ends in `_`; the
+    graph a model was fitted on is not part of its saved state.
+    """
+
+    name: str = "base"
+
+    def fit(self, graph: AchievementsGraph) -> Self:
+        self._fit(graph)
+        self.graph_ = graph
+        return self
+
+    @abstractmethod
+    def _fit(self, graph: AchievementsGraph) -> None: ...
+
+    @abstractmethod
+    def _score(
+        self, graph: AchievementsGraph, participants: np.ndarray, events: np.ndarray, as_of: pd.Timestamp
+    ) -> np.ndarray:
+        """Scores [participants x events] (higher is better) for eligible pairs; others are ignored."""
+
+    def recommend(
+        self,
+        participant_ids: Sequence[str],
+        k: int,
+        *,
+        as_of: date | str | pd.Timestamp,
+        filters: EventFilters | None = None,
+        graph: AchievementsGraph | None = None,
+    ) -> pd.DataFrame:
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        g = graph if graph is not None else getattr(self, "graph_", None)
+        if g is None:
+            raise RuntimeError(f"{type(self).__name__} has no graph: fit it or pass graph=")
+        now = to_timestamp(as_of)
+        if g.cutoff is None or g.cutoff > now:
+            g = g.as_of(now)
+        positions = g.participant_positions(list(participant_ids))
+        known = positions >= 0
+        p_known = positions[known]
+        ids_known = np.asarray(participant_ids, dtype=object)[known]
+        events = open_events(g, now, filters)
+        if len(events) == 0 or len(p_known) == 0:
+            return empty_recommendations()
+        frames = []
+        for start in range(0, len(p_known), BLOCK):
+            block = p_known[start : start + BLOCK]
+            scores = np.asarray(self._score(g, block, events, now), dtype=np.float64)
+            allowed = eligibility_mask(g, now, block, events)
+            scores = np.where(allowed, scores, -np.inf)
+            frames.append(_top_k(scores, ids_known[start : start + BLOCK], g.event_index.to_numpy()[events], k))
+        out = pd.concat(frames, ignore_index=True)
+        return out if len(out) else empty_recommendations()
+
+    # ---- persistence --------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("graph_", None)
+        return state
+
+    def save(self, path: Path) -> None:
+        Path(path).write_bytes(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+
+    @classmethod
+    def load(cls, path: Path) -> EventRecommender:
+        model = pickle.loads(Path(path).read_bytes())
+        if not isinstance(model, EventRecommender):
+            raise TypeError(f"{path} does not hold a next-step model")
+        return model
+
+
+def _top_k(scores: np.ndarray, participant_ids: np.ndarray, event_ids: np.ndarray, k: int) -> pd.DataFrame:
+    n_p, n_e = scores.shape
+    kk = min(k, n_e)
+    # Stable order: score descending, then event position ascending.
+    order = np.lexsort((np.broadcast_to(np.arange(n_e), scores.shape), -scores), axis=1)[:, :kk]
+    top = np.take_along_axis(scores, order, axis=1)
+    valid = np.isfinite(top)
+    rows = np.repeat(np.arange(n_p), kk).reshape(n_p, kk)
+    ranks = np.cumsum(valid, axis=1)
+    return pd.DataFrame(
+        {
+            Columns.Participant: pd.array(participant_ids[rows[valid]], dtype="string"),
+            Columns.Event: pd.array(event_ids[order[valid]], dtype="string"),
+            Columns.Score: top[valid].astype(np.float64),
+            Columns.Rank: ranks[valid].astype(np.int64),
+        }
+    )

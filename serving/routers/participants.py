@@ -1,0 +1,43 @@
+"""Participant resources: next steps."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from recommender.columns import EVENT_FORMATS
+from serving.deps import SettingsDep, StateDep
+from serving.errors import ApiError
+from serving.schemas import ErrorOut, NextStepsOut
+from serving.services.next_steps import UnknownParticipant, next_steps
+
+router = APIRouter(prefix="/v1/participants", tags=["participants"])
+
+
+@router.get(
+    "/{participant_id}/next-steps",
+    response_model=NextStepsOut,
+    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+def get_next_steps(
+    participant_id: str,
+    state: StateDep,
+    settings: SettingsDep,
+    k: Annotated[int, Query(ge=1, le=100, description="how many events")] = 10,
+    horizon_days: Annotated[int | None, Query(ge=1, le=730, description="only events starting within")] = None,
+    format: Annotated[list[str] | None, Query(description="only these formats")] = None,
+    online_only: bool = False,
+) -> NextStepsOut:
+    """Ranked upcoming events the participant may take, each with short reasons."""
+    if format:
+        unknown = [f for f in format if f not in EVENT_FORMATS]
+        if unknown:
+            raise ApiError(422, "invalid_request", f"format: unknown value {unknown[0]!r}")
+    try:
+        return next_steps(
+            state, participant_id, min(k, settings.max_k),
+            horizon_days=horizon_days, formats=tuple(format) if format else None, online_only=online_only,
+        )
+    except UnknownParticipant:
+        raise ApiError(404, "participant_not_found", f"participant {participant_id!r} is not known") from None

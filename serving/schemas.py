@@ -1,0 +1,52 @@
+"""Request and response schemas of API v1."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from pydantic import BaseModel, Field
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+class NextStepOut(BaseModel):
+    event_id: str
+    title: str
+    format: str
+    level: str
+    start_date: date
+    region_code: str | None = Field(None, description="empty for online events")
+    online: bool
+    score: float
+    rank: int
+    reasons: list[str] = Field(..., examples=[["You took part in robotics events; this one is about robotics"]])
+
+
+class NextStepsOut(BaseModel):
+    participant_id: str
+    as_of: date
+    model: str = Field(..., description="name and version of the model that ranked, or the fallback")
+    items: list[NextStepOut]
+
+
+class ModelStatus(BaseModel):
+    name: str
+    version: str | None
+    kind: str
+    loaded: bool
+
+
+class HealthOut(BaseModel):
+    status: str = Field(..., examples=["ok", "degraded"])
+    degraded: bool
+    reasons: list[str]
+    models: list[ModelStatus]
+    participants: int
+    events: int

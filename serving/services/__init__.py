@@ -1,0 +1,1 @@
+"""Services behind the routers: the logic of each answer, kept out of the route handlers."""

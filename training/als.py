@@ -1,0 +1,95 @@
+"""Implicit ALS over participants x event series, scoring new editions through their series or content."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from implicit.cpu.als import AlternatingLeastSquares
+from pydantic import BaseModel, ConfigDict, Field
+from threadpoolctl import threadpool_limits
+
+from features.series import participant_series, series_competence, series_map
+from recommender.graph import AchievementsGraph
+from recommender.models import EventRecommender
+from training.popularity import PopularityConfig, PopularityRecommender
+
+
+class AlsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    factors: int = Field(48, ge=2, le=512)
+    regularization: float = Field(0.05, gt=0)
+    alpha: float = Field(8.0, gt=0, description="confidence per participation")
+    iterations: int = Field(12, ge=1, le=100)
+    seed: int = 0
+    popularity: PopularityConfig = Field(default_factory=PopularityConfig)
+
+
+class AlsRecommender(EventRecommender):
+    """Matrix factorization of participants x series (implicit ALS).
+
+    An upcoming event is new, so it is scored through its series; an event of a series nobody has
+    taken yet borrows the factors of the series with the most similar competences. Participants
+    are folded in from their current history at every call (a new achievement counts at once);
+    those with no history at all get popularity per region and grade.
+    """
+
+    name = "implicit_als"
+
+    def __init__(self, config: AlsConfig | None = None) -> None:
+        self.config = config or AlsConfig()
+
+    def _fit(self, graph: AchievementsGraph) -> None:
+        cfg = self.config
+        self.series_ = series_map(graph)
+        items = participant_series(graph, self.series_)
+        # implicit checks the BLAS thread pool when constructed: limit it first (it warns otherwise).
+        with threadpool_limits(1, "blas"):
+            model = AlternatingLeastSquares(
+                factors=cfg.factors,
+                regularization=cfg.regularization,
+                alpha=cfg.alpha,
+                iterations=cfg.iterations,
+                random_state=cfg.seed,
+                num_threads=0,  # implicit's own pool; per-user solves are order-independent
+            )
+            model.fit(items, show_progress=False)
+        self.model_ = model
+        self.seen_ = np.asarray(items.sum(axis=0)).ravel() > 0
+        self.series_competence_ = series_competence(graph, self.series_)
+        self.fallback_ = PopularityRecommender(cfg.popularity).fit(graph)
+
+    def _item_factors(self, graph: AchievementsGraph, events: np.ndarray) -> np.ndarray:
+        keys = graph.series_keys().to_numpy()[events].astype(str)
+        s = self.series_.index.get_indexer(keys)
+        known = s >= 0
+        known[known] &= self.seen_[s[known]]
+        factors = np.zeros((len(events), self.config.factors), dtype=np.float32)
+        factors[known] = self.model_.item_factors[s[known]]
+        if (~known).any():
+            # Content fallback: similarity of competence profiles to series with learned factors.
+            ec = graph.event_competence()[events[~known]]
+            norms = np.sqrt(np.asarray(ec.multiply(ec).sum(axis=1)).ravel())
+            norms[norms == 0] = 1.0
+            ec = sp.diags(1.0 / norms) @ ec
+            learned = np.flatnonzero(self.seen_)
+            sim = (ec @ self.series_competence_[learned].T).toarray()
+            sim = np.maximum(sim, 0.0) ** 4  # sharpen toward the closest series
+            total = sim.sum(axis=1, keepdims=True)
+            total[total == 0] = 1.0
+            factors[~known] = (sim / total) @ self.model_.item_factors[learned]
+        return factors
+
+    def _score(
+        self, graph: AchievementsGraph, participants: np.ndarray, events: np.ndarray, as_of: pd.Timestamp
+    ) -> np.ndarray:
+        history = participant_series(graph, self.series_.project(graph))[participants]
+        with threadpool_limits(1, "blas"):
+            users = self.model_.recalculate_user(np.arange(len(participants)), history)
+        scores = np.asarray(users, dtype=np.float32) @ self._item_factors(graph, events).T
+        cold = np.asarray(history.sum(axis=1)).ravel() == 0
+        if cold.any():
+            pop = self.fallback_._score(graph, participants[cold], events, as_of)
+            scores[cold] = pop.astype(np.float32)
+        return scores

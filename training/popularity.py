@@ -1,0 +1,91 @@
+"""Popularity per region and grade: the baseline every model must beat, and the cold-start fallback."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, Field
+
+from features.series import series_map
+from recommender.columns import Columns
+from recommender.graph import AchievementsGraph, academic_year
+from recommender.models import EventRecommender
+
+GRADE_BUCKETS = 20  # grades 1..19 and 0 for unknown
+
+
+class PopularityConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    half_life_days: float = Field(365.0, gt=0, description="recent participation counts more (trend)")
+    grade_backoff: float = Field(0.1, ge=0, description="weight of the same grade in all regions")
+    series_backoff: float = Field(0.01, ge=0, description="weight of the series overall")
+    format_backoff: float = Field(0.001, ge=0, description="weight of the format and level (new series)")
+
+
+def _grade_codes(grades: np.ndarray) -> np.ndarray:
+    g = np.nan_to_num(grades, nan=0.0)
+    return np.clip(np.round(g), 0, GRADE_BUCKETS - 1).astype(np.int64)
+
+
+class PopularityRecommender(EventRecommender):
+    """Scores an event by how many participants of the same region and grade took its series lately."""
+
+    name = "popularity_region_grade"
+
+    def __init__(self, config: PopularityConfig | None = None) -> None:
+        self.config = config or PopularityConfig()
+
+    def _fit(self, graph: AchievementsGraph) -> None:
+        cfg = self.config
+        a = graph.achievements
+        self.series_ = series_map(graph)
+        regions = graph.participants[Columns.Region].astype("string").fillna("?") \
+            if Columns.Region in graph.participants.columns else pd.Series(["?"] * graph.n_participants)
+        self.regions_ = pd.Index(sorted(set(regions.tolist()) | {"?"}))
+        if len(a):
+            latest = a[Columns.Date].max()
+            weight = np.power(0.5, (latest - a[Columns.Date]).dt.days.to_numpy() / cfg.half_life_days)
+            p = a["participant_idx"].to_numpy()
+            ref = latest
+            grade_now = graph.grades_at(ref)[p]
+            grade_then = grade_now - (academic_year(ref) - academic_year(a[Columns.Date]).to_numpy())
+            g = _grade_codes(grade_then)
+            r = self.regions_.get_indexer(regions.to_numpy()[p])
+            s = self.series_.of_event[a["event_idx"].to_numpy()]
+        else:
+            weight = np.zeros(0)
+            g = r = s = np.zeros(0, dtype=np.int64)
+        n_s = self.series_.n_series
+        self.region_grade_ = sp.csr_matrix(
+            (weight, (r * GRADE_BUCKETS + g, s)), shape=(len(self.regions_) * GRADE_BUCKETS, n_s)
+        )
+        self.grade_ = sp.csr_matrix((weight, (g, s)), shape=(GRADE_BUCKETS, n_s))
+        self.series_total_ = np.bincount(s, weights=weight, minlength=n_s)
+        fl = graph.events["format"].astype(str) + "/" + graph.events["level"].astype(str)
+        per_event = np.bincount(a["event_idx"].to_numpy(), weights=weight, minlength=graph.n_events)
+        self.format_level_ = pd.Series(per_event, index=fl.to_numpy()).groupby(level=0).mean()
+
+    def _score(
+        self, graph: AchievementsGraph, participants: np.ndarray, events: np.ndarray, as_of: pd.Timestamp
+    ) -> np.ndarray:
+        cfg = self.config
+        # Events of series unseen at fit time (new series) get only the format/level prior.
+        keys = graph.series_keys().to_numpy()[events].astype(str)
+        s = self.series_.index.get_indexer(keys)
+        seen = s >= 0
+        s_safe = np.where(seen, s, 0)
+        regions = graph.participants[Columns.Region].astype("string").fillna("?") \
+            if Columns.Region in graph.participants.columns else pd.Series(["?"] * graph.n_participants)
+        r = self.regions_.get_indexer(regions.to_numpy()[participants])
+        r = np.where(r >= 0, r, self.regions_.get_loc("?"))
+        g = _grade_codes(graph.grades_at(as_of)[participants])
+        local = self.region_grade_[r * GRADE_BUCKETS + g][:, s_safe].toarray()
+        by_grade = self.grade_[g][:, s_safe].toarray()
+        total = self.series_total_[s_safe][None, :]
+        scores = local + cfg.grade_backoff * by_grade + cfg.series_backoff * total
+        scores[:, ~seen] = 0.0
+        fl = (graph.events["format"].astype(str) + "/" + graph.events["level"].astype(str)).to_numpy()[events]
+        prior = self.format_level_.reindex(fl).fillna(0.0).to_numpy()
+        return scores + cfg.format_backoff * prior[None, :]
