@@ -35,11 +35,14 @@ def to_timestamp(value: date | str | pd.Timestamp) -> pd.Timestamp:
     return pd.Timestamp(value).normalize()
 
 
-def academic_year(ts: pd.Timestamp | pd.Series) -> int | pd.Series:
+def academic_year(ts: pd.Timestamp) -> int:
     """The year an academic year starts in (September to August)."""
-    if isinstance(ts, pd.Series):
-        return ts.dt.year - (ts.dt.month < 9).astype("int64")
     return int(ts.year - (1 if ts.month < 9 else 0))
+
+
+def academic_years(dates: pd.Series) -> pd.Series:
+    """`academic_year` of every date in a series."""
+    return dates.dt.year - (dates.dt.month < 9).astype("int64")
 
 
 def _empty(columns: list[str]) -> pd.DataFrame:
@@ -66,7 +69,7 @@ class AchievementsGraph:
     competences: pd.DataFrame
     # Date the graph is known up to (exclusive); None = everything in the source.
     cutoff: pd.Timestamp | None = None
-    _cache: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    _cache: dict[str, sp.csr_matrix] = field(default_factory=dict, compare=False, repr=False)
 
     # ---- construction -------------------------------------------------------------------------
     @classmethod
@@ -201,7 +204,7 @@ class AchievementsGraph:
             g = self.participants["grade"].astype("Float64").astype("float64")
             if "grade_date" in self.participants.columns:
                 gd = pd.to_datetime(self.participants["grade_date"])
-                shift = year - academic_year(gd).astype("float64")
+                shift = year - academic_years(gd).astype("float64")
             else:
                 shift = pd.Series(0.0, index=g.index)
             grade = g + shift.fillna(0.0)
@@ -223,7 +226,7 @@ class AchievementsGraph:
             )
             m.sum_duplicates()
             self._cache[key] = m
-        return self._cache[key]  # type: ignore[return-value]
+        return self._cache[key]
 
     def event_competence(self) -> sp.csr_matrix:
         """Events x competences, the events' competence weights."""
@@ -241,7 +244,7 @@ class AchievementsGraph:
                 (np.asarray(vals, np.float32), (np.asarray(rows, np.int64), np.asarray(cols, np.int64))),
                 shape=(self.n_events, len(self.competence_index)),
             )
-        return self._cache["ec"]  # type: ignore[return-value]
+        return self._cache["ec"]
 
     def participant_competence(self) -> sp.csr_matrix:
         """Participants x competences: competence weight of every event taken, summed."""

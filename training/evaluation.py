@@ -23,9 +23,9 @@ class TemporalSplit:
     catalog_size: int
 
 
-def temporal_split(graph: AchievementsGraph, cut: object, horizon_days: int) -> TemporalSplit:
+def temporal_split(graph: AchievementsGraph, cut: str | pd.Timestamp, horizon_days: int) -> TemporalSplit:
     """Rows dated before `cut` train; the steps taken in [cut, cut + horizon) among open events are truth."""
-    when = to_timestamp(cut)  # type: ignore[arg-type]
+    when = to_timestamp(cut)
     train = graph.as_of(when)
     catalog = open_events(train, when)
     a = graph.achievements

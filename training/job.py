@@ -64,4 +64,4 @@ def load_graph(data: Path | None, store: str | None) -> tuple[AchievementsGraph,
     from recommender.store.store import Store
 
     st = Store(store)
-    return AchievementsGraph.from_tables(st.tables()), st.safe_url
+    return AchievementsGraph.from_tables(st.tables()), st.masked_url

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from features.series import series_map
 from recommender.columns import Columns
-from recommender.graph import AchievementsGraph, academic_year
+from recommender.graph import AchievementsGraph, academic_year, academic_years
 from recommender.models import EventRecommender
 
 GRADE_BUCKETS = 20  # grades 1..19 and 0 for unknown
@@ -50,7 +50,7 @@ class PopularityRecommender(EventRecommender):
             p = a["participant_idx"].to_numpy()
             ref = latest
             grade_now = graph.grades_at(ref)[p]
-            grade_then = grade_now - (academic_year(ref) - academic_year(a[Columns.Date]).to_numpy())
+            grade_then = grade_now - (academic_year(ref) - academic_years(a[Columns.Date]).to_numpy())
             g = _grade_codes(grade_then)
             r = self.regions_.get_indexer(regions.to_numpy()[p])
             s = self.series_.of_event[a["event_idx"].to_numpy()]

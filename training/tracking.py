@@ -46,7 +46,7 @@ def configure(experiment: str = EXPERIMENT) -> str:
     return str(experiment_id)
 
 
-class NextStepsModel(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+class NextStepsModel(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
     """The registry's wrapper around a fitted next-step model.
 
     A next-step model ranks against the current graph, which is data, not part of the model: the

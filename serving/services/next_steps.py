@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from recommender.columns import Columns
 from recommender.eligibility import EventFilters, is_online
@@ -43,7 +44,7 @@ def next_steps(
                 format=str(ev["format"]),
                 level=str(ev["level"]),
                 start_date=ev[Columns.StartDate].date(),
-                region_code=None if region is None or region != region else str(region),
+                region_code=None if pd.isna(region) else str(region),
                 online=bool(is_online(graph.events.iloc[[pos]])[0]),
                 score=float(row[Columns.Score]) if np.isfinite(row[Columns.Score]) else 0.0,
                 rank=int(row[Columns.Rank]),

@@ -1,0 +1,60 @@
+"""API v1 next steps and health over a hand-made graph with known eligible answers."""
+
+from datetime import date
+
+import pytest
+from fastapi.testclient import TestClient
+
+from recommender.graph import AchievementsGraph
+from serving.app import create_app
+from serving.settings import Settings
+from serving.state import ServingState
+from tests.tiny import tiny_tables
+from training.popularity import PopularityRecommender
+
+
+@pytest.fixture
+def client() -> TestClient:
+    graph = AchievementsGraph.from_tables(tiny_tables())
+    model = PopularityRecommender().fit(graph.as_of("2025-01-10"))
+    state = ServingState(graph, model, "next-steps:popularity", "3", [], date(2025, 1, 10))
+    return TestClient(create_app(Settings(), state=state))
+
+
+def test_next_steps_are_eligible_with_reasons(client: TestClient) -> None:
+    r = client.get("/v1/participants/p1/next-steps", params={"k": 5})
+    assert r.status_code == 200
+    body = r.json()
+    ids = [item["event_id"] for item in body["items"]]
+    assert set(ids) == {"e_reg_final", "e_online", "e_region77"}
+    assert [item["rank"] for item in body["items"]] == [1, 2, 3]
+    final = next(item for item in body["items"] if item["event_id"] == "e_reg_final")
+    assert any("next stage" in reason for reason in final["reasons"])
+    assert all(1 <= len(item["reasons"]) <= 2 for item in body["items"])
+    assert body["model"] == "next-steps:popularity@3"
+
+
+def test_filters(client: TestClient) -> None:
+    r = client.get("/v1/participants/p1/next-steps", params={"online_only": "true"})
+    assert {i["event_id"] for i in r.json()["items"]} == {"e_reg_final", "e_online"}
+    r = client.get("/v1/participants/p1/next-steps", params={"format": "hackathon"})
+    assert [i["event_id"] for i in r.json()["items"]] == ["e_region77"]
+
+
+def test_errors_have_one_shape(client: TestClient) -> None:
+    r = client.get("/v1/participants/ghost/next-steps")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "participant_not_found"
+    r = client.get("/v1/participants/p1/next-steps", params={"k": 0})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    r = client.get("/v1/participants/p1/next-steps", params={"format": "party"})
+    assert r.status_code == 422 and "party" in r.json()["error"]["message"]
+
+
+def test_health_reports_model_and_degradation(client: TestClient) -> None:
+    body = client.get("/v1/health").json()
+    assert body["status"] == "ok" and body["models"][0]["version"] == "3"
+    graph = AchievementsGraph.from_tables(tiny_tables())
+    fallback = ServingState(graph, PopularityRecommender().fit(graph), "fallback:popularity", None,
+                            ["champion model 'next-steps' unavailable"], date(2025, 1, 10))
+    body = TestClient(create_app(Settings(), state=fallback)).get("/v1/health").json()
+    assert body["degraded"] is True and body["status"] == "degraded" and body["reasons"]
