@@ -5,10 +5,10 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
-import click
 import typer
+import typer.core
 
 # name -> (module:attribute of a typer.Typer, one-line help). Imported only when the command runs,
 # so `trajectory --help` stays fast and `recommender` never imports a higher package at import time.
@@ -21,13 +21,13 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use."""
+class LazyGroup(typer.core.TyperGroup):
+    """The root group; each subcommand's module is imported on first use."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:
         return sorted(SUBCOMMANDS)
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         target = SUBCOMMANDS.get(cmd_name)
         if target is None:
             return None
@@ -43,33 +43,48 @@ class LazyGroup(click.Group):
         command.name = cmd_name
         return command
 
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, SUBCOMMANDS[name][1]) for name in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
 
+def _unavailable(name: str, help_text: str) -> Any:
+    app = typer.Typer(add_completion=False)
 
-def _unavailable(name: str, help_text: str) -> click.Command:
+    @app.command(name=name, help=help_text)
     def run() -> None:
         fail(f"'{name}' is not available in this installation")
 
-    return click.Command(name, callback=run, help=help_text)
+    return typer.main.get_command(app)
 
 
-def fail(reason: str, code: int = 1) -> None:
+def fail(reason: str, code: int = 1) -> NoReturn:
     """Exit non-zero with a one-line reason on stderr, as the command-line contract says."""
-    click.echo(f"error: {reason}", err=True)
+    typer.echo(f"error: {reason}", err=True)
     sys.exit(code)
 
 
 def emit_json(payload: Any) -> None:
     """Print a report as JSON on stdout."""
-    click.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
+    typer.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
 
 
-@click.group(cls=LazyGroup, help="Trajectory recommender: next steps, trajectories, profiles, mentors, teams.")
-@click.version_option(package_name="trajectory-recommender")
-def cli() -> None:
+cli = typer.Typer(
+    cls=LazyGroup,
+    add_completion=False,
+    no_args_is_help=True,
+    help="Trajectory recommender: next steps, trajectories, profiles, mentors, teams.",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from recommender import __version__
+
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@cli.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
     pass
 
 

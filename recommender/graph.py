@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recommender.aif.parsing import parse_weighted
 from recommender.columns import IDENTITY_FIELDS, LEVEL_RANK, RESULT_RANK, Columns
-from recommender.weighted import parse_weighted
 
 # Events are known this long before they start (announcement); as_of(d) keeps no event announced later.
 ANNOUNCE_DAYS = 365

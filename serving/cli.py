@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from recommender.cli import emit_json, fail
+
+DEMO_WORLD = Path("data/demo/world")
 serve_app = typer.Typer(add_completion=False)
 demo_app = typer.Typer(add_completion=False)
 
@@ -24,3 +28,69 @@ def serve(
     if store:
         os.environ["TRAJECTORY_STORE"] = store
     uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers)
+
+
+def _step(args: list[str], env: dict[str, str]) -> dict[str, object]:
+    """Run one `trajectory` subcommand (the public command-line contract) and parse its JSON report."""
+    import json
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-c", "from recommender.cli import main; main()", *args]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if done.returncode != 0:
+        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        fail(f"demo step '{args[0]}' failed: {reason}")
+    report: dict[str, object] = json.loads(done.stdout)
+    return report
+
+
+@demo_app.command()
+def demo(
+    participants: Annotated[int, typer.Option(min=100, help="size of the synthetic world")] = 20_000,
+    seed: Annotated[int, typer.Option(help="world seed")] = 7,
+    out: Annotated[Path, typer.Option(help="where the world is written")] = DEMO_WORLD,
+    store: Annotated[str | None, typer.Option(help="store URL (default: embedded SQLite under data/)")] = None,
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    serve_api: Annotated[bool, typer.Option("--serve/--no-serve", help="start the API at the end")] = True,
+) -> None:
+    """Synthetic world -> ingest -> trained models in MLflow -> the API, all on the embedded default."""
+    import json
+
+    env = dict(os.environ)
+    if store:
+        env["TRAJECTORY_STORE"] = store
+    world = _step(["synth", "--participants", str(participants), "--seed", str(seed), "--out", str(out)], env)
+    ingest = _step(["ingest", str(out / "aif")], env)
+    trained = _step(["train", "--config", str(_default_config())] if _default_config() else ["train"], env)
+    manifest = json.loads((out / "aif" / "manifest.json").read_text(encoding="utf-8"))
+    # The world is dated: the API answers as of its export date, when its upcoming events are open.
+    as_of = str(manifest["exported_at"])[:10]
+    summary = {"world": world, "ingest": ingest, "train": trained, "as_of": as_of}
+    if not serve_api:
+        emit_json(summary)
+        return
+    typer.echo(json.dumps({"as_of": as_of, "registered": trained.get("registered")}, ensure_ascii=False), err=True)
+    example = _a_participant_with_history(out / "aif")
+    typer.echo(f"API on http://{host}:{port}/docs — try: curl "
+               f"'http://{host}:{port}/v1/participants/{example}/next-steps?k=5'", err=True)
+    os.environ["TRAJECTORY_AS_OF"] = as_of
+    if store:
+        os.environ["TRAJECTORY_STORE"] = store
+    import uvicorn
+
+    uvicorn.run("serving.app:create_app", factory=True, host=host, port=port)
+
+
+def _default_config() -> Path | None:
+    path = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "next_steps_baselines.yaml"
+    return path if path.exists() else None
+
+
+def _a_participant_with_history(aif_dir: Path) -> str:
+    import pandas as pd
+
+    path = aif_dir / "achievements.csv"
+    ids = pd.read_csv(path, usecols=["participant_id"], dtype=str, nrows=1000)["participant_id"]
+    return str(ids.value_counts().index[0])

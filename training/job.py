@@ -32,14 +32,14 @@ def run_training(graph: AchievementsGraph, config: TrainConfig, *, data_label: s
     metrics: dict[str, dict[str, float]] = {}
     with mlflow.start_run(run_name=config.run_name) as run:
         mlflow.log_params(flatten(config))
-        mlflow.log_params({"data": data_label, "cut": str(split.cut.date()), "participants": graph.n_participants,
+        mlflow.log_params({"data": data_label, "split.cut": str(split.cut.date()), "participants": graph.n_participants,
                            "events": graph.n_events, "achievements": len(graph.achievements)})
         for name, model in build_models(config).items():
             started = time.perf_counter()
             metrics[name] = evaluate(model, split, config.k, max_participants=config.eval_participants,
                                      seed=config.seed)
             metrics[name]["fit_and_score_seconds"] = time.perf_counter() - started
-            mlflow.log_metrics({f"{name}.{key}": value for key, value in metrics[name].items()})
+            mlflow.log_metrics({f"{name}.{key.replace('@', '_at_')}": value for key, value in metrics[name].items()})
         best = max(metrics, key=lambda name: metrics[name][f"ndcg@{config.k}"])
         final = build_models(config)[best].fit(graph)
         version = tracking.log_next_steps_model(final)

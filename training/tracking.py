@@ -32,6 +32,7 @@ def tracking_uri() -> str:
 def configure(experiment: str = EXPERIMENT) -> str:
     """Point MLflow at the tracking store and make sure the experiment exists; returns its id."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no usage data leaves the machine
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     existing = mlflow.get_experiment_by_name(experiment)

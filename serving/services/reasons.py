@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from recommender.aif.parsing import parse_weighted
 from recommender.columns import LEVELS, Columns
 from recommender.eligibility import is_online
 from recommender.graph import QUALIFYING_RESULTS, AchievementsGraph
-from recommender.weighted import parse_weighted
 
 RESULT_WORDS = {"finalist": "reached the final", "prize_winner": "won a prize", "winner": "won"}
 
@@ -29,7 +29,9 @@ def event_reasons(graph: AchievementsGraph, participant: int, event: int, limit:
     names = dict(zip(graph.competences[Columns.Competence].astype(str),
                      graph.competences.get("name_en", graph.competences[Columns.Competence]).astype(str),
                      strict=True))
-    event_comps = [c for c, _ in sorted(parse_weighted(ev.get("competences")), key=lambda cw: -cw[1])]
+    text = ev.get("competences")
+    weights = parse_weighted(text) if isinstance(text, str) else []
+    event_comps = [c for c, _ in sorted(weights, key=lambda cw: -cw[1])]
     if len(mine):
         profile = np.asarray(graph.participant_competence()[participant].todense()).ravel()
         counts = {c: profile[i] for c, i in zip(graph.competence_index, range(len(profile)), strict=True)}

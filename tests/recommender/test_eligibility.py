@@ -30,7 +30,8 @@ def test_rules_grade_reach_capacity_taken_and_stage() -> None:
     events = open_events(g, AS_OF)
     names = list(g.event_index[events])
     mask = eligibility_mask(g, AS_OF, g.participant_positions(["p1", "p2", "p3", "p4"]), events)
-    allowed = {p: {n for n, ok in zip(names, row, strict=True) if ok} for p, row in zip(["p1", "p2", "p3", "p4"], mask, strict=True)}
+    people = ["p1", "p2", "p3", "p4"]
+    allowed = {p: {n for n, ok in zip(names, row, strict=True) if ok} for p, row in zip(people, mask, strict=True)}
     # p1 qualified (finalist) at the 2024 school stage; p2 only completed it.
     assert "e_reg_final" in allowed["p1"] and "e_reg_final" not in allowed["p2"]
     # Regional hackathon in 77: p1, p2 live there; p3 (16) does not; p4's region is unknown.
