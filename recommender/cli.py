@@ -16,6 +16,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("recommender.synth.cli:app", "Generate a synthetic world: DIR/aif (AIF v1) and DIR/truth."),
     "ingest": ("recommender.store.cli:app", "Validate, normalize and merge AIF datasets into the store."),
     "train": ("training.cli:train_app", "Train the models: one MLflow run, models registered."),
+    "evaluate": ("training.cli:evaluate_app", "Offline metrics vs baselines and the oracle on a temporal split."),
+    "backtest": ("training.cli:backtest_app", "Fit before a date, write every participant's top-K next steps."),
     "serve": ("serving.cli:serve_app", "Run the HTTP API."),
     "demo": ("serving.cli:demo_app", "Synthetic world -> trained models -> API, on the embedded default."),
 }

@@ -1,7 +1,8 @@
-"""`trajectory train`: one config, one MLflow run, models registered."""
+"""`trajectory train`, `evaluate` and `backtest`: the data scientist's commands."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,15 @@ import typer
 from recommender.cli import emit_json, fail
 
 train_app = typer.Typer(add_completion=False)
+evaluate_app = typer.Typer(add_completion=False)
+backtest_app = typer.Typer(add_completion=False)
+
+
+def _date(text: str) -> datetime:
+    try:
+        return datetime.strptime(text, "%Y-%m-%d")
+    except ValueError:
+        fail(f"--as-of must be YYYY-MM-DD, got {text!r}")
 
 
 @train_app.command()
@@ -30,3 +40,55 @@ def train(
         emit_json(run_training(graph, cfg, data_label=label))
     except (OSError, ValueError) as exc:
         fail(str(exc).splitlines()[0])
+
+
+@evaluate_app.command()
+def evaluate(
+    data: Annotated[Path, typer.Option(help="AIF directory")],
+    as_of: Annotated[str, typer.Option("--as-of", help="the temporal cut, YYYY-MM-DD")],
+    truth: Annotated[Path | None, typer.Option(help="a synthetic world's truth directory: adds the oracle")] = None,
+    horizon_days: Annotated[int, typer.Option(min=1, help="catalog: events open at the cut starting within")] = 90,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="cut-off of the ranking metrics")] = 10,
+    config: Annotated[Path | None, typer.Option(help="experiment YAML with model settings")] = None,
+    max_participants: Annotated[int | None, typer.Option(help="sample this many evaluated participants")] = None,
+    json_output: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Offline metrics of every model side by side with baselines and, given --truth, the oracle."""
+    from training.config import TrainConfig
+    from training.offline import run_evaluation
+
+    cut = _date(as_of)
+    try:
+        cfg = TrainConfig.from_yaml(config)
+        table = run_evaluation(data, cut, cfg, horizon_days=horizon_days, k=k, truth=truth,
+                               max_participants=max_participants)
+    except (OSError, ValueError) as exc:
+        fail(str(exc).splitlines()[0])
+    if json_output:
+        emit_json({"as_of": as_of, "horizon_days": horizon_days, "k": k,
+                   "models": table.reset_index().to_dict(orient="records")})
+    else:
+        typer.echo(table.to_string(float_format=lambda v: f"{v:.4f}"))
+
+
+@backtest_app.command()
+def backtest(
+    data: Annotated[Path, typer.Option(help="AIF directory")],
+    as_of: Annotated[str, typer.Option("--as-of", help="fit on rows dated before this date, YYYY-MM-DD")],
+    horizon_days: Annotated[int, typer.Option(min=1, help="only events starting within this many days")],
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="events per participant")],
+    out: Annotated[Path, typer.Option(help="CSV: participant_id,event_id,rank,score")],
+    config: Annotated[Path | None, typer.Option(help="experiment YAML with model settings")] = None,
+    model: Annotated[str | None, typer.Option(help="model name; default: the config's best")] = None,
+) -> None:
+    """Fit on rows dated before --as-of only, write the top-K next steps of every participant."""
+    from training.config import TrainConfig
+    from training.offline import run_backtest
+
+    cut = _date(as_of)
+    try:
+        report = run_backtest(data, cut, TrainConfig.from_yaml(config), horizon_days=horizon_days, k=k,
+                              out=out, model_name=model)
+    except (OSError, ValueError, KeyError) as exc:
+        fail(str(exc).splitlines()[0])
+    emit_json(report)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from recommender.columns import Columns
-from recommender.eligibility import open_events
+from recommender.eligibility import EventFilters, open_events
 from recommender.graph import AchievementsGraph, to_timestamp
-from recommender.metrics import summary
+from recommender.metrics import per_participant, summary
 from recommender.models import EventRecommender
 
 
@@ -22,16 +24,25 @@ class TemporalSplit:
     relevant: pd.DataFrame  # participant_id, event_id: the next real steps among events open at the cut
     catalog_size: int
 
+    @property
+    def filters(self) -> EventFilters:
+        return EventFilters(horizon_days=self.horizon_days)
+
 
 def temporal_split(graph: AchievementsGraph, cut: str | pd.Timestamp, horizon_days: int) -> TemporalSplit:
-    """Rows dated before `cut` train; the steps taken in [cut, cut + horizon) among open events are truth."""
+    """Rows dated before `cut` train; truth is what participants later did among the events open at the cut.
+
+    The catalog is every event open for registration at the cut that starts within the horizon; a
+    participant's next real steps are the catalog events they took part in (an achievement dated
+    at the event, so possibly after the horizon for a long course, which still counts).
+    """
     when = to_timestamp(cut)
     train = graph.as_of(when)
-    catalog = open_events(train, when)
+    catalog = open_events(train, when, EventFilters(horizon_days=horizon_days))
     a = graph.achievements
-    window = (a[Columns.Date] >= when) & (a[Columns.Date] < when + pd.Timedelta(days=horizon_days))
+    later = (a[Columns.Date] >= when).to_numpy()
     in_catalog = np.isin(a["event_idx"].to_numpy(), catalog)
-    steps = a.loc[window.to_numpy() & in_catalog, [Columns.Participant, Columns.Event]].drop_duplicates()
+    steps = a.loc[later & in_catalog, [Columns.Participant, Columns.Event]].drop_duplicates()
     return TemporalSplit(when, horizon_days, train, steps.reset_index(drop=True), len(catalog))
 
 
@@ -41,16 +52,56 @@ def default_cut(graph: AchievementsGraph, horizon_days: int) -> pd.Timestamp:
     return to_timestamp(latest - pd.Timedelta(days=horizon_days))
 
 
+def sample_participants(split: TemporalSplit, max_participants: int | None, seed: int) -> pd.Series:
+    participants = split.relevant[Columns.Participant].drop_duplicates().sort_values()
+    if max_participants is not None and len(participants) > max_participants:
+        participants = participants.sample(max_participants, random_state=seed).sort_values()
+    return participants.reset_index(drop=True)
+
+
 def evaluate(
     model: EventRecommender, split: TemporalSplit, k: int = 10, *, max_participants: int | None = None,
     seed: int = 0,
 ) -> dict[str, float]:
     """Fit on the train side of the split and measure ranking quality on its truth."""
-    relevant = split.relevant
-    participants = relevant[Columns.Participant].drop_duplicates()
-    if max_participants is not None and len(participants) > max_participants:
-        participants = participants.sample(max_participants, random_state=seed)
-        relevant = relevant[relevant[Columns.Participant].isin(participants)]
+    participants = sample_participants(split, max_participants, seed)
+    relevant = split.relevant[split.relevant[Columns.Participant].isin(participants)]
     model.fit(split.train)
-    recs = model.recommend(participants.tolist(), k, as_of=split.cut, graph=split.train)
+    recs = model.recommend(participants.tolist(), k, as_of=split.cut, filters=split.filters, graph=split.train)
     return summary(recs, relevant, k, catalog_size=split.catalog_size)
+
+
+def region_types(graph: AchievementsGraph) -> pd.Series:
+    """urban (city, town) or rural per participant id; unknown settlement is left out."""
+    p = graph.participants
+    if "settlement_type" not in p.columns:
+        return pd.Series(dtype="string")
+    kind = p["settlement_type"].astype("string").map({"city": "urban", "town": "urban", "rural": "rural"})
+    return pd.Series(kind.to_numpy(), index=p[Columns.Participant].astype(str).to_numpy()).dropna()
+
+
+def side_by_side(
+    split: TemporalSplit,
+    rankers: Mapping[str, Callable[[list[str]], pd.DataFrame]],
+    k: int,
+    participants: pd.Series,
+) -> pd.DataFrame:
+    """One row per ranker: metrics on the same participants and split, plus NDCG by region type."""
+    relevant = split.relevant[split.relevant[Columns.Participant].isin(participants)]
+    kinds = region_types(split.train)
+    rows = []
+    for name, rank in rankers.items():
+        started = time.perf_counter()
+        recs = rank(participants.tolist())
+        seconds = time.perf_counter() - started
+        row: dict[str, float | str] = {"model": name, **summary(recs, relevant, k, catalog_size=split.catalog_size)}
+        per = per_participant(recs, relevant, k)
+        for kind in ("urban", "rural"):
+            members = per.index.intersection(kinds.index[kinds == kind])
+            row[f"ndcg@{k}_{kind}"] = float(per.loc[members, "ndcg"].mean()) if len(members) else float("nan")
+        row["seconds"] = seconds
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("model")
+    if "oracle" in table.index:
+        table[f"ndcg@{k}_vs_oracle"] = table[f"ndcg@{k}"] / table.loc["oracle", f"ndcg@{k}"]
+    return table

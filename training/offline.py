@@ -1,0 +1,83 @@
+"""The evaluate and backtest jobs behind the command line."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from recommender.columns import Columns
+from recommender.graph import AchievementsGraph, to_timestamp
+from recommender.models import EventRecommender
+from training.baselines import GlobalPopularityRecommender, RandomConfig, RandomRecommender
+from training.config import TrainConfig
+from training.evaluation import TemporalSplit, sample_participants, side_by_side, temporal_split
+from training.job import build_models
+
+
+def candidate_models(config: TrainConfig) -> dict[str, EventRecommender]:
+    """Baselines first, then every model of the config."""
+    return {
+        RandomRecommender.name: RandomRecommender(RandomConfig(seed=config.seed)),
+        GlobalPopularityRecommender.name: GlobalPopularityRecommender(),
+        **build_models(config),
+    }
+
+
+def _ranker(model: EventRecommender, split: TemporalSplit, k: int) -> Callable[[list[str]], pd.DataFrame]:
+    def rank(participants: list[str]) -> pd.DataFrame:
+        return model.recommend(participants, k, as_of=split.cut, filters=split.filters, graph=split.train)
+
+    return rank
+
+
+def run_evaluation(
+    data: Path, cut: Any, config: TrainConfig, *, horizon_days: int, k: int, truth: Path | None = None,
+    max_participants: int | None = None,
+) -> pd.DataFrame:
+    graph = AchievementsGraph.from_aif(data)
+    split = temporal_split(graph, to_timestamp(cut), horizon_days)
+    if split.relevant.empty:
+        raise ValueError(f"no participant took an event open at {split.cut.date()}: choose an earlier --as-of")
+    participants = sample_participants(split, max_participants, config.seed)
+    rankers: dict[str, Callable[[list[str]], pd.DataFrame]] = {}
+    for name, model in candidate_models(config).items():
+        model.fit(split.train)
+        rankers[name] = _ranker(model, split, k)
+    if truth is not None:
+        from training.oracle import oracle_recommendations
+
+        catalog = set(split.train.event_index[_catalog(split)])
+
+        def oracle(ids: list[str]) -> pd.DataFrame:
+            return oracle_recommendations(Path(truth), split.cut, ids, k, catalog)
+
+        rankers["oracle"] = oracle
+    return side_by_side(split, rankers, k, participants)
+
+
+def _catalog(split: TemporalSplit) -> Any:
+    from recommender.eligibility import open_events
+
+    return open_events(split.train, split.cut, split.filters)
+
+
+def run_backtest(
+    data: Path, cut: Any, config: TrainConfig, *, horizon_days: int, k: int, out: Path, model_name: str | None
+) -> dict[str, Any]:
+    graph = AchievementsGraph.from_aif(data)
+    when = to_timestamp(cut)
+    past = graph.as_of(when)
+    models = build_models(config)
+    name = model_name or next(reversed(models))
+    if name not in models:
+        raise KeyError(f"unknown model {name!r}; known: {', '.join(models)}")
+    model = models[name].fit(past)
+    split = TemporalSplit(when, horizon_days, past, pd.DataFrame(), 0)
+    recs = model.recommend(past.participant_index.tolist(), k, as_of=when, filters=split.filters, graph=past)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    recs[[Columns.Participant, Columns.Event, Columns.Rank, Columns.Score]].to_csv(out, index=False)
+    return {"model": name, "as_of": str(when.date()), "horizon_days": horizon_days, "k": k,
+            "participants": int(recs[Columns.Participant].nunique()), "rows": len(recs), "out": str(out)}
