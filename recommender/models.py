@@ -68,9 +68,10 @@ class EventRecommender(ABC):
 
     @abstractmethod
     def _score(
-        self, graph: AchievementsGraph, participants: np.ndarray, events: np.ndarray, as_of: pd.Timestamp
+        self, graph: AchievementsGraph, participants: np.ndarray, events: np.ndarray, as_of: pd.Timestamp,
+        allowed: np.ndarray,
     ) -> np.ndarray:
-        """Scores [participants x events] (higher is better) for eligible pairs; others are ignored."""
+        """Scores [participants x events] (higher is better); only pairs `allowed` by the rules are read."""
 
     def recommend(
         self,
@@ -99,8 +100,8 @@ class EventRecommender(ABC):
         frames = []
         for start in range(0, len(p_known), BLOCK):
             block = p_known[start : start + BLOCK]
-            scores = np.asarray(self._score(g, block, events, now), dtype=np.float64)
             allowed = eligibility_mask(g, now, block, events)
+            scores = np.asarray(self._score(g, block, events, now, allowed), dtype=np.float64)
             scores = np.where(allowed, scores, -np.inf)
             frames.append(_top_k(scores, ids_known[start : start + BLOCK], g.event_index.to_numpy()[events], k))
         out = pd.concat(frames, ignore_index=True)

@@ -82,7 +82,8 @@ class AlsRecommender(EventRecommender):
         return factors
 
     def _score(
-        self, graph: AchievementsGraph, participants: np.ndarray, events: np.ndarray, as_of: pd.Timestamp
+        self, graph: AchievementsGraph, participants: np.ndarray, events: np.ndarray, as_of: pd.Timestamp,
+        allowed: np.ndarray,
     ) -> np.ndarray:
         history = participant_series(graph, self.series_.project(graph))[participants]
         with threadpool_limits(1, "blas"):
@@ -90,6 +91,6 @@ class AlsRecommender(EventRecommender):
         scores = np.asarray(users, dtype=np.float32) @ self._item_factors(graph, events).T
         cold = np.asarray(history.sum(axis=1)).ravel() == 0
         if cold.any():
-            pop = self.fallback_._score(graph, participants[cold], events, as_of)
+            pop = self.fallback_._score(graph, participants[cold], events, as_of, allowed[cold])
             scores[cold] = pop.astype(np.float32)
         return scores

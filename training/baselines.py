@@ -29,7 +29,8 @@ class RandomRecommender(EventRecommender):
         self.fitted_ = True
 
     def _score(
-        self, graph: AchievementsGraph, participants: np.ndarray, events: np.ndarray, as_of: pd.Timestamp
+        self, graph: AchievementsGraph, participants: np.ndarray, events: np.ndarray, as_of: pd.Timestamp,
+        allowed: np.ndarray,
     ) -> np.ndarray:
         # Seeded by the participants asked for, so a call is reproducible whatever the batch.
         rng = np.random.default_rng([self.config.seed, int(participants.sum()), len(participants)])
@@ -56,7 +57,8 @@ class GlobalPopularityRecommender(EventRecommender):
         self.counts_ = pd.Series(counts.astype(np.float64), index=self.series_.index)
 
     def _score(
-        self, graph: AchievementsGraph, participants: np.ndarray, events: np.ndarray, as_of: pd.Timestamp
+        self, graph: AchievementsGraph, participants: np.ndarray, events: np.ndarray, as_of: pd.Timestamp,
+        allowed: np.ndarray,
     ) -> np.ndarray:
         keys = graph.series_keys().to_numpy()[events].astype(str)
         scores = self.counts_.reindex(keys).fillna(0.0).to_numpy()

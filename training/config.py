@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from training.als import AlsConfig
 from training.popularity import PopularityConfig
+from training.reranker import RerankerConfig
 
 
 class ModelsConfig(BaseModel):
@@ -17,6 +18,7 @@ class ModelsConfig(BaseModel):
 
     popularity: PopularityConfig = Field(default_factory=PopularityConfig)
     als: AlsConfig = Field(default_factory=AlsConfig)
+    reranker: RerankerConfig = Field(default_factory=RerankerConfig)
 
 
 class TrainConfig(BaseModel):

@@ -15,12 +15,16 @@ from training.als import AlsRecommender
 from training.config import TrainConfig, flatten
 from training.evaluation import default_cut, evaluate, temporal_split
 from training.popularity import PopularityRecommender
+from training.reranker import RerankerRecommender
 
 
 def build_models(config: TrainConfig) -> dict[str, EventRecommender]:
     return {
         PopularityRecommender.name: PopularityRecommender(config.models.popularity),
         AlsRecommender.name: AlsRecommender(config.models.als.model_copy(update={"seed": config.seed})),
+        RerankerRecommender.name: RerankerRecommender(
+            config.models.reranker.model_copy(update={"seed": config.seed, "horizon_days": config.horizon_days})
+        ),
     }
 
 

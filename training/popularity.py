@@ -68,7 +68,8 @@ class PopularityRecommender(EventRecommender):
         self.format_level_ = pd.Series(per_event, index=fl.to_numpy()).groupby(level=0).mean()
 
     def _score(
-        self, graph: AchievementsGraph, participants: np.ndarray, events: np.ndarray, as_of: pd.Timestamp
+        self, graph: AchievementsGraph, participants: np.ndarray, events: np.ndarray, as_of: pd.Timestamp,
+        allowed: np.ndarray,
     ) -> np.ndarray:
         cfg = self.config
         # Events of series unseen at fit time (new series) get only the format/level prior.

@@ -1,0 +1,153 @@
+"""LightGBM LambdaRank over participant, event and cross features, trained on past cuts of the graph."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from lightgbm import LGBMRanker
+from pydantic import BaseModel, ConfigDict, Field
+
+from features.ranking import CATEGORICAL, FEATURES, RankingContext, build_context, pair_features
+from recommender.columns import Columns
+from recommender.eligibility import EventFilters, eligibility_mask, open_events
+from recommender.graph import AchievementsGraph, to_timestamp
+from recommender.models import EventRecommender
+
+# Pairs whose features are built at once: bounds memory at cells x features x 4 bytes.
+MAX_CELLS = 400_000
+
+
+class RerankerConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cuts: int = Field(6, ge=1, le=48, description="training cuts, one a month back from the latest")
+    horizon_days: int = Field(90, ge=7, description="events open at a cut and starting within this window")
+    label_lag_days: int = Field(60, ge=0, description="time after the horizon for results to be dated")
+    groups_per_cut: int = Field(8000, ge=10, description="participants (query groups) sampled per cut")
+    n_estimators: int = Field(300, ge=10)
+    learning_rate: float = Field(0.05, gt=0)
+    num_leaves: int = Field(31, ge=4)
+    min_child_samples: int = Field(50, ge=1)
+    seed: int = 0
+
+
+class RerankerRecommender(EventRecommender):
+    """Ranks the eligible events by a LambdaRank model of what participants actually took next.
+
+    Training examples come from monthly cuts inside the fitted graph: at each cut, the events open
+    then, the participants who later took one of them, and features from rows before the cut only.
+    """
+
+    name = "lightgbm_lambdarank"
+
+    def __init__(self, config: RerankerConfig | None = None) -> None:
+        self.config = config or RerankerConfig()
+
+    # ---- training -----------------------------------------------------------------------------
+    def _fit(self, graph: AchievementsGraph) -> None:
+        cfg = self.config
+        latest = graph.cutoff or graph.achievements[Columns.Date].max()
+        first_cut = to_timestamp(latest) - pd.Timedelta(days=cfg.horizon_days + cfg.label_lag_days)
+        xs, ys, groups = [], [], []
+        rng = np.random.default_rng(cfg.seed)
+        for i in range(cfg.cuts):
+            cut = first_cut - pd.Timedelta(days=30 * i)
+            x, y, g = self._examples(graph, cut, rng)
+            if len(g):
+                xs.append(x)
+                ys.append(y)
+                groups.append(g)
+        if not xs:
+            raise ValueError("no training examples: the graph has no participations after any training cut")
+        x_all = np.concatenate(xs)
+        y_all = np.concatenate(ys)
+        g_all = np.concatenate(groups)
+        self.model_ = LGBMRanker(
+            objective="lambdarank",
+            n_estimators=cfg.n_estimators,
+            learning_rate=cfg.learning_rate,
+            num_leaves=cfg.num_leaves,
+            min_child_samples=cfg.min_child_samples,
+            random_state=cfg.seed,
+            deterministic=True,
+            force_row_wise=True,
+            n_jobs=2,
+            verbose=-1,
+        )
+        self.model_.fit(
+            pd.DataFrame(x_all, columns=list(FEATURES)), y_all, group=g_all,
+            categorical_feature=list(CATEGORICAL),
+        )
+        self.training_rows_ = len(y_all)
+        self.training_groups_ = len(g_all)
+
+    def _examples(
+        self, graph: AchievementsGraph, cut: pd.Timestamp, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cfg = self.config
+        past = graph.as_of(cut)
+        catalog = open_events(past, cut, EventFilters(horizon_days=cfg.horizon_days))
+        empty = (np.zeros((0, len(FEATURES)), np.float32), np.zeros(0), np.zeros(0, np.int64))
+        if len(catalog) == 0:
+            return empty
+        a = graph.achievements
+        later = a[(a[Columns.Date] >= cut).to_numpy() & np.isin(a["event_idx"].to_numpy(), catalog)]
+        if later.empty:
+            return empty
+        people = np.unique(later["participant_idx"].to_numpy())
+        if len(people) > cfg.groups_per_cut:
+            people = np.sort(rng.choice(people, cfg.groups_per_cut, replace=False))
+        positive = set(zip(later["participant_idx"].to_numpy(), later["event_idx"].to_numpy(), strict=True))
+        ctx = build_context(past, cut)
+        xs, ys, sizes = [], [], []
+        step = max(1, MAX_CELLS // len(catalog))
+        for start in range(0, len(people), step):
+            block = people[start : start + step]
+            allowed = eligibility_mask(past, cut, block, catalog)
+            feats = pair_features(past, ctx, block, catalog)
+            for row, p in enumerate(block):
+                cols = np.flatnonzero(allowed[row])
+                labels = np.fromiter(((p, catalog[c]) in positive for c in cols), dtype=np.float64, count=len(cols))
+                # A group teaches ranking only if it has both a positive and a negative.
+                if labels.sum() == 0 or labels.sum() == len(labels):
+                    continue
+                xs.append(feats[row, cols])
+                ys.append(labels)
+                sizes.append(len(cols))
+        if not sizes:
+            return empty
+        return np.concatenate(xs), np.concatenate(ys), np.asarray(sizes, dtype=np.int64)
+
+    # ---- inference ----------------------------------------------------------------------------
+    def _context(self, graph: AchievementsGraph, as_of: pd.Timestamp) -> RankingContext:
+        key = (id(graph), as_of)
+        cached = getattr(self, "_ctx_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        ctx = build_context(graph, as_of)
+        self._ctx_cache = (key, ctx)
+        return ctx
+
+    def _score(
+        self, graph: AchievementsGraph, participants: np.ndarray, events: np.ndarray, as_of: pd.Timestamp,
+        allowed: np.ndarray,
+    ) -> np.ndarray:
+        ctx = self._context(graph, as_of)
+        scores = np.full((len(participants), len(events)), -np.inf)
+        step = max(1, MAX_CELLS // max(len(events), 1))
+        for start in range(0, len(participants), step):
+            sl = slice(start, start + step)
+            mask = allowed[sl]
+            if not mask.any():
+                continue
+            feats = pair_features(graph, ctx, participants[sl], events)
+            rows, cols = np.nonzero(mask)
+            frame = pd.DataFrame(feats[rows, cols], columns=list(FEATURES))
+            block = scores[sl]
+            block[rows, cols] = self.model_.predict(frame)
+        return scores
+
+    def __getstate__(self) -> dict[str, object]:
+        state = super().__getstate__()
+        state.pop("_ctx_cache", None)
+        return state
