@@ -19,7 +19,13 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("training.cli:evaluate_app", "Offline metrics vs baselines and the oracle on a temporal split."),
     "backtest": ("training.cli:backtest_app", "Fit before a date, write every participant's top-K next steps."),
     "serve": ("serving.cli:serve_app", "Run the HTTP API."),
+    "profiles": ("features.cli:profiles_app", "Competence profiles: prequential replay, fit, one profile."),
+    "admissions": ("training.admissions_cli:admissions_app", "Score participants against an admissions program."),
     "demo": ("serving.cli:demo_app", "Synthetic world -> trained models -> API, on the embedded default."),
+    "adapt": ("recommender.adapters.cli:app", "Convert organizers' exports (olympiad, hackathon, courses) to AIF."),
+    "identity": ("recommender.identity.cli:app", "Resolve the same person across sources; review and undo merges."),
+    "export": ("recommender.export.cli:app", "Export data for people outside the product (research)."),
+    "indicators": ("recommender.indicators.cli:app", "Roadmap indicators of a year as JSON and a report."),
 }
 
 

@@ -20,12 +20,12 @@ MAX_CELLS = 400_000
 class RerankerConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    cuts: int = Field(6, ge=1, le=48, description="training cuts, one a month back from the latest")
+    cuts: int = Field(4, ge=1, le=48, description="training cuts, one a month back from the latest")
     horizon_days: int = Field(90, ge=7, description="events open at a cut and starting within this window")
     label_lag_days: int = Field(60, ge=0, description="time after the horizon for results to be dated")
-    groups_per_cut: int = Field(8000, ge=10, description="participants (query groups) sampled per cut")
-    n_estimators: int = Field(300, ge=10)
-    learning_rate: float = Field(0.05, gt=0)
+    groups_per_cut: int = Field(5000, ge=10, description="participants (query groups) sampled per cut")
+    n_estimators: int = Field(200, ge=10)
+    learning_rate: float = Field(0.08, gt=0)
     num_leaves: int = Field(31, ge=4)
     min_child_samples: int = Field(50, ge=1)
     seed: int = 0

@@ -85,12 +85,14 @@ def bench(dataset: Path, store_url: str, label: str, work: Path) -> dict[str, An
     row: dict[str, Any] = {"dataset": str(dataset), "store": label}
     if code != 0:
         return {**row, "error": err.strip().splitlines()[-1:] if err.strip() else f"exit {code}"}
-    report = json.loads(out)["reports"][0]
+    printed = json.loads(out)
+    report = printed["reports"][0]
     rows = report["total"]["read"]
     return {
         **row,
         "seconds": round(seconds, 1),
         "ingest_seconds": report["seconds"],
+        "snapshot_seconds": printed["snapshot_seconds"],
         "peak_rss_gib": round(rss, 2),
         "rows": rows,
         "rows_per_second": round(rows / seconds),

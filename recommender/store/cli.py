@@ -75,7 +75,16 @@ def ingest(
         fail(f"ingest failed ({type(exc).__name__}); set TRAJECTORY_DEBUG=1 for the traceback")
     finally:
         # The snapshot is rewritten once, after the datasets that did load (committed one by one).
+        started = time.perf_counter()
         if reports:
             target.export_snapshot()
+        snapshot_seconds = round(time.perf_counter() - started, 3)
         target.close()
-    emit_json({"store": target.masked_url, "snapshot": str(target.snapshot_dir), "reports": reports})
+    emit_json(
+        {
+            "store": target.masked_url,
+            "snapshot": str(target.snapshot_dir),
+            "snapshot_seconds": snapshot_seconds,
+            "reports": reports,
+        }
+    )

@@ -7,7 +7,7 @@ from typing import Final
 import pandas as pd
 import pyarrow as pa
 
-from recommender.schema import FieldSpec, Kind, TableSpec
+from recommender.schema import Kind, TableSpec
 
 # The dtypes of AifDataset tables: see recommender.aif.dataset.AifDataset.
 CANONICAL_DTYPES: Final[dict[Kind, str]] = {
@@ -41,10 +41,6 @@ def _as_dtype(frame: pd.DataFrame, name: str, dtype: str) -> pd.Series:
     if dtype == "datetime64[s]":
         return pd.to_datetime(series).astype(dtype)
     return series.astype(dtype)
-
-
-def field_dtypes(fields: tuple[FieldSpec, ...]) -> dict[str, str]:
-    return {f.name: canonical_dtype(f.kind) for f in fields}
 
 
 def to_arrow_column(series: pd.Series) -> pa.Array:

@@ -14,6 +14,8 @@ from typing import Final
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from recommender.aif.dataset import QUARANTINE_COLUMNS
 from recommender.columns import IDENTITY_FIELDS
@@ -24,16 +26,26 @@ ROLE: Final = "role"
 ACHIEVEMENT_ID: Final = "achievement_id"
 PARTICIPANT_PK: Final = "participant_pk"
 EVENT_PK: Final = "event_pk"
-TEAM_PK: Final = "team_pk"
 # The natural key of a stored achievement.
 ACHIEVEMENT_KEY: Final = (PARTICIPANT_PK, EVENT_PK, ROLE)
 
 
+def _string_array(values: pd.Series) -> pa.Array:
+    array = pa.array(values.astype("string"), type=pa.string(), from_pandas=True)
+    # Arrow-backed pandas strings convert to a chunked array when they hold several chunks.
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+
+
 @dataclass
 class KeyIndex:
-    """External id -> internal pk of one stored table, and the next free pk."""
+    """External id -> internal pk of one stored table, and the next free pk.
 
-    pks: pd.Series = field(default_factory=lambda: pd.Series([], dtype="int64", index=pd.Index([], dtype="string")))
+    Arrow hash lookups: mapping 15 million achievement references against a million ids takes
+    seconds, where a pandas string index takes tens of seconds.
+    """
+
+    keys: pa.Array = field(default_factory=lambda: pa.array([], type=pa.string()))
+    pks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype="int64"))
     next_pk: int = 1
 
     @classmethod
@@ -41,23 +53,28 @@ class KeyIndex:
         if not rows:
             return cls()
         pks, ids = zip(*rows, strict=True)
-        series = pd.Series(np.asarray(pks, dtype="int64"), index=pd.Index(ids, dtype="string"))
-        return cls(series, int(series.max()) + 1)
+        values = np.asarray(pks, dtype="int64")
+        return cls(pa.array(ids, type=pa.string()), values, int(values.max()) + 1)
 
     def lookup(self, ids: pd.Series) -> pd.Series:
         """The pk of each id (NA where the id is not stored)."""
-        return ids.map(self.pks).astype("Int64")
+        if len(self.pks) == 0:
+            return pd.Series(index=ids.index, dtype="Int64")
+        positions = pc.index_in(_string_array(ids), value_set=self.keys)
+        missing = positions.is_null().to_numpy(zero_copy_only=False)
+        values = self.pks[positions.fill_null(0).to_numpy(zero_copy_only=False)]
+        return pd.Series(pd.arrays.IntegerArray(values, missing), index=ids.index)
 
     def allocate(self, ids: pd.Series) -> np.ndarray:
         """Give the (new, distinct) ids the next free pks and remember them."""
         pks = np.arange(self.next_pk, self.next_pk + len(ids), dtype="int64")
         self.next_pk += len(ids)
-        added = pd.Series(pks, index=pd.Index(ids.to_numpy(), dtype="string"))
-        self.pks = added if self.pks.empty else pd.concat([self.pks, added])
+        self.keys = pa.concat_arrays([self.keys, _string_array(ids)])
+        self.pks = np.concatenate([self.pks, pks])
         return pks
 
     def ids(self) -> set[str]:
-        return set(self.pks.index)
+        return set(self.keys.to_pylist())
 
 
 @dataclass
@@ -68,8 +85,8 @@ class TablePlan:
     inserts: pd.DataFrame
     updates: pd.DataFrame
     rejected: pd.DataFrame
-    identity_inserts: pd.DataFrame | None = None
-    identity_updates: pd.DataFrame | None = None
+    # Participants only: the identity values of every row, split into inserts and merges by the store.
+    identities: pd.DataFrame | None = None
 
     @property
     def loaded(self) -> int:
@@ -140,7 +157,7 @@ def plan_entities(
         identity = frame.loc[:, list(IDENTITY_FIELDS)].copy()
         identity[EXTRA] = frame[EXTRA]
         identity.insert(0, PARTICIPANT_PK, rows[PK].to_numpy())
-        plan.identity_inserts = identity  # split by Store against the stored identity rows
+        plan.identities = identity
     return plan
 
 

@@ -6,7 +6,7 @@ import hashlib
 from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import make_url
 
 DEFAULT_STORE_URL = "sqlite:///data/trajectory.db"
 
@@ -56,6 +56,6 @@ def snapshot_dir_for(url: str) -> Path:
     sqlite_file = sqlite_path(url)
     if sqlite_file is not None:
         return sqlite_file.with_suffix(".snapshot")
-    parsed: URL = make_url(url).set(password=None)
-    digest = hashlib.sha256(parsed.render_as_string(hide_password=False).encode()).hexdigest()[:12]
+    # The masked form: a rotated password must not move the snapshot.
+    digest = hashlib.sha256(masked_url(url).encode()).hexdigest()[:12]
     return Path("data") / "snapshots" / digest

@@ -73,7 +73,8 @@ def _csv_field(column: str, target: pa.DataType, dialect: str) -> str:
         # Quoted, so an empty text stays an empty text and only an unquoted empty field is unknown.
         return f"""CASE WHEN {q} IS NULL THEN '' ELSE '"' || REPLACE({q}, '"', '""') || '"' END"""
     if pa.types.is_floating(target) and dialect == "sqlite":
-        return f"COALESCE(printf('%!.17g', {q}), '')"  # 17 significant digits round-trip a double
+        # 17 significant digits round-trip a double; printf renders NULL as 0, hence the CASE.
+        return f"CASE WHEN {q} IS NULL THEN '' ELSE printf('%!.17g', {q}) END"
     return f"COALESCE(CAST({q} AS TEXT), '')"
 
 

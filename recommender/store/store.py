@@ -282,11 +282,11 @@ class Store:
                 conn,
                 f"SELECT setval(pg_get_serial_sequence('{plan.name}', '{PK}'), (SELECT MAX({PK}) FROM {plan.name}))",
             )
-        if plan.identity_inserts is not None:
+        if plan.identities is not None:
             rows = bulk.fetch_rows(conn, f"SELECT {PARTICIPANT_PK} FROM {identities.name}")
             stored = pd.Index([row[0] for row in rows])
             index = KeyIndex(next_pk=self._next_pk(conn, identities.name))
-            inserts, updates = plan_identities(plan.identity_inserts, stored, index)
+            inserts, updates = plan_identities(plan.identities, stored, index)
             bulk.insert_rows(conn, identities.name, to_arrow(inserts))
             bulk.update_coalesced(conn, identities.name, PARTICIPANT_PK, to_arrow(updates))
             if conn.dialect.name == "postgresql" and len(inserts):

@@ -123,10 +123,3 @@ ingest_runs = sa.Table(
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("report", sa.Text, nullable=False),
 )
-
-
-def key_column(spec: TableSpec) -> str:
-    """The external id column of a table with a single-field key."""
-    if len(spec.key) != 1:
-        raise ValueError(f"{spec.name} has a composite key")
-    return spec.key[0]

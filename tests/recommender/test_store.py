@@ -277,6 +277,14 @@ def test_snapshot_frames_are_canonical_and_queryable_with_duckdb(store: Store) -
     assert participants["grade_date"].dtype == "datetime64[s]"
     assert events["start_date"].dtype == "datetime64[s]" and events["online"].dtype == "boolean"
     assert achievements["score"].dtype == "float64" and achievements["rank"].dtype == "Int64"
+    by_key = achievements.set_index(["participant_id", "event_id", "role"])
+    # Known values exactly as loaded, unknown ones still unknown (never 0, never empty text).
+    assert by_key.loc[("p1", "e1", "participant"), "score"] == 98.5
+    assert pd.isna(by_key.loc[("p3", "e1", "participant"), "score"])
+    assert pd.isna(by_key.loc[("p1", "e2", "captain"), "rank"])
+    assert pd.isna(by_key.loc[("p1", "e1", "participant"), "verified"])
+    assert events.set_index("event_id").loc["e2", "parent_event_id"] == "e1"
+    assert pd.isna(events.set_index("event_id").loc["e1", "parent_event_id"])
     # External ids, never internal pks.
     assert "pk" not in achievements.columns and "participant_pk" not in achievements.columns
     assert set(achievements["team_id"].dropna()) == {"t1"}
@@ -409,3 +417,48 @@ def test_reports_balance_and_row_counts_add_up_for_random_overlapping_datasets(t
         tables = store.tables()
         assert {name: len(tables[name]) for name in loaded} == loaded
         assert set(tables["achievements"]["participant_id"]) <= set(tables["participants"]["participant_id"])
+
+
+def test_rows_added_outside_ingest_get_fresh_pks_and_reach_the_snapshot(store: Store) -> None:
+    from recommender.store.tables import AIF_TABLES
+
+    store.ingest_dataset(first_dataset())
+    participants = AIF_TABLES["participants"]
+    with store.engine.begin() as conn:
+        # What the API does for a new participant: no pk given, the database picks the next one.
+        conn.execute(participants.insert().values(participant_id="api-1", source="api"))
+    store.export_snapshot()
+    assert "api-1" in set(store.tables()["participants"]["participant_id"])
+    report = store.ingest_dataset(second_dataset())
+    assert report.tables["participants"].loaded == 1
+
+
+def test_store_locations_follow_the_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recommender.store.settings import masked_url, resolve_store_url, snapshot_dir_for
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRAJECTORY_STORE", raising=False)
+    monkeypatch.delenv("TRAJECTORY_SNAPSHOT_DIR", raising=False)
+    assert resolve_store_url(None) == "sqlite:///data/trajectory.db" and (tmp_path / "data").is_dir()
+    assert snapshot_dir_for("sqlite:///data/trajectory.db") == Path("data/trajectory.snapshot")
+    one = snapshot_dir_for("postgresql+psycopg://app:first@db:5432/trajectory")
+    # The password is not part of the store's identity (and never printed).
+    assert one == snapshot_dir_for("postgresql+psycopg://app:rotated@db:5432/trajectory")
+    assert one.parent == Path("data/snapshots") and one != snapshot_dir_for("postgresql+psycopg://app@db:5432/other")
+    assert "first" not in masked_url("postgresql+psycopg://app:first@db:5432/trajectory")
+    monkeypatch.setenv("TRAJECTORY_STORE", f"sqlite:///{tmp_path / 'env.db'}")
+    monkeypatch.setenv("TRAJECTORY_SNAPSHOT_DIR", str(tmp_path / "snap"))
+    with Store() as store:
+        assert store.url.endswith("env.db") and store.snapshot_dir == tmp_path / "snap"
+
+
+def test_key_index_maps_ids_from_multi_chunk_arrow_strings() -> None:
+    from recommender.store.merge import KeyIndex
+
+    # Frames from the reader hold Arrow-backed strings in several chunks.
+    ids = pd.concat([_s(["a", "b"]), _s(["c"])], ignore_index=True)
+    index = KeyIndex()
+    assert index.allocate(ids).tolist() == [1, 2, 3]
+    looked_up = index.lookup(pd.concat([_s(["c", "zz"]), _s([None, "a"])], ignore_index=True))
+    assert looked_up.dtype == "Int64" and looked_up.tolist() == [3, pd.NA, pd.NA, 1]
+    assert index.ids() == {"a", "b", "c"} and index.next_pk == 4

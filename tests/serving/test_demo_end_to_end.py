@@ -44,7 +44,7 @@ def test_demo_reports_every_step(demo: dict) -> None:
     registered = report["train"]["registered"]
     assert registered["alias"] == "champion" and registered["version"] is not None
     metrics = report["train"]["metrics"]
-    assert set(metrics) == {"popularity_region_grade", "implicit_als"}
+    assert set(metrics) == {"popularity_region_grade", "implicit_als", "lightgbm_lambdarank"}
     assert all(0.0 < m["ndcg@10"] <= 1.0 for m in metrics.values())
 
 
