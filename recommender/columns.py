@@ -25,6 +25,7 @@ class Columns:
     StartDate: Final = "start_date"
     EndDate: Final = "end_date"
     RegistrationDeadline: Final = "registration_deadline"
+    RegistrationOpens: Final = "registration_opens"
     Role: Final = "role"
     Result: Final = "result"
     Score: Final = "score"

@@ -36,7 +36,11 @@ def is_online(events: pd.DataFrame) -> np.ndarray:
 def open_events(
     graph: AchievementsGraph, as_of: date | str | pd.Timestamp, filters: EventFilters | None = None
 ) -> np.ndarray:
-    """Positions of the events announced, not yet started and open for registration at `as_of`."""
+    """Positions of the events announced, not yet started and open for registration at `as_of`.
+
+    Registration is open from `registration_opens` (unknown: from the announcement) until
+    `registration_deadline` (unknown: until the start).
+    """
     f = filters or EventFilters()
     now = to_timestamp(as_of)
     ev = graph.events
@@ -45,6 +49,9 @@ def open_events(
     if Columns.RegistrationDeadline in ev.columns:
         deadline = pd.to_datetime(ev[Columns.RegistrationDeadline])
         mask &= (deadline.isna() | (deadline >= now)).to_numpy()
+    if Columns.RegistrationOpens in ev.columns:
+        opens = pd.to_datetime(ev[Columns.RegistrationOpens])
+        mask &= (opens.isna() | (opens <= now)).to_numpy()
     if f.horizon_days is not None:
         mask &= (start <= now + pd.Timedelta(days=f.horizon_days)).to_numpy()
     if f.formats:

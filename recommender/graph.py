@@ -120,7 +120,7 @@ class AchievementsGraph:
                 f"{int(unresolved.sum())} achievements refer to participants or events missing from the graph"
             )
         ach["result_rank"] = ach[Columns.Result].map(RESULT_RANK).astype("float64").fillna(-1).astype(np.int8)
-        for date_col in (Columns.StartDate, Columns.EndDate, Columns.RegistrationDeadline):
+        for date_col in (Columns.StartDate, Columns.EndDate, Columns.RegistrationDeadline, Columns.RegistrationOpens):
             if date_col in events.columns:
                 events[date_col] = pd.to_datetime(events[date_col])
         events["level_rank"] = events["level"].map(LEVEL_RANK).astype("int8") if len(events) else []

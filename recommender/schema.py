@@ -155,6 +155,8 @@ EVENTS = TableSpec(
         _f("organizer_id", Kind.ID),
         _f("resource_center_id", Kind.ID, ref="resource_centers"),
         _f("benefit_level", Kind.INT, min_value=0),
+        # Extension of AIF v1 (optional, so old files stay valid): registration is open from this date.
+        _f("registration_opens", Kind.DATE),
     ),
 )
 

@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument("--participants", type=int, default=100_000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--world", type=Path, default=None, help="an existing world directory (skips synth)")
+    parser.add_argument("--config", default="{}", help="RatingConfig overrides as JSON")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         world = args.world or Path(tmp) / "world"
@@ -57,7 +58,7 @@ def main() -> None:
                  "--seed", str(args.seed), "--out", str(world)],
                 check=True, stdout=subprocess.DEVNULL,
             )
-        out = evaluate_world(world)
+        out = evaluate_world(world, RatingConfig(**json.loads(args.config)))
     out["spearman_gain_over_points"] = out["spearman"] - out["spearman_points"]
     print(json.dumps({k: round(v, 4) for k, v in out.items()}, indent=2))
 

@@ -46,11 +46,14 @@ class RatingConfig(BaseModel):
 
     prior_sd: float = Field(1.0, gt=0, description="sd of a newcomer's skill around the newcomer mean")
     perf_sd: float = Field(0.6, gt=0, description="sd of one performance around the skill")
-    drift_sd_per_year: float = Field(0.35, ge=0, description="sd a skill drifts per year without evidence")
+    drift_sd_per_year: float = Field(0.25, ge=0, description="sd a skill drifts per year without evidence")
     tie_var_scale: float = Field(1.0, ge=0, description="x variance of a performance within a tie group")
     newcomer_memory: float = Field(2000.0, gt=0, description="newcomer results the newcomer mean remembers")
     grid: int = Field(96, ge=16, description="grid points per event for the performance inversion")
-    growth_per_result: float = Field(0.0, ge=0, description="expected skill gain per result, by competence weight")
+    growth_per_result: float | None = Field(
+        0.0, ge=0, description="skill gain per result, by competence weight; None: learned from returners' surprise"
+    )
+    growth_rate: float = Field(0.05, gt=0, le=1, description="step of the learned growth toward returners' surprise")
     general_share: float = Field(0.5, gt=0, lt=1, description="share of skill variance that is general ability")
 
 
@@ -292,6 +295,7 @@ class CompetenceRatings:
         the frame has row, competence (position), skill and skill_sd, for the event's main competence.
         """
         self._records: list[tuple[np.ndarray, ...]] | None = [] if record_history else None
+        self._growth = self.config.growth_per_result or 0.0
         n_p, n_c = graph.n_participants, len(graph.competence_index)
         prior_var, drift = self._column_params(n_c)
         state = SkillState.empty(n_p, n_c + 1, float(np.sqrt(prior_var.max())))
@@ -331,6 +335,7 @@ class CompetenceRatings:
         self.participants_ = graph.participant_index
         self.last_day_ = int(days[-1]) if len(days) else 0
         self.history_ = self._history_frame()
+        self.growth_ = self._growth
         out = pd.DataFrame({"row": pred_rows, "competence": pred_c, "skill": out_mu, "skill_sd": out_sd})
         return out.sort_values("row", kind="stable").reset_index(drop=True)
 
@@ -408,8 +413,10 @@ class CompetenceRatings:
         total_var = unit_var + cfg.perf_sd**2 + cfg.tie_var_scale * tie_var
         resid = (y - unit_mu)[ur]
         gain = lw * var / total_var[ur]
-        # Practice: every result moves the skills it exercised up by the expected growth.
-        new_mu = mu + gain * resid + cfg.growth_per_result * w
+        # Practice: every result moves the specific skills it exercised up by the expected growth.
+        new_mu = mu + gain * resid + self._growth * np.where(c < n_c, w, 0.0)
+        if cfg.growth_per_result is None:
+            self._learn_growth(ur, new, y - unit_mu, 1.0 / total_var, n_u)
         new_var = np.maximum(var - gain * lw * var, 1e-9)
         if new.any():
             self._learn_newcomers(state, memory, new, c, lw * members[ur], y[ur], pp,
@@ -443,6 +450,21 @@ class CompetenceRatings:
                 (new_mu - mu)[spec] + general_shift,
                 state.mu[ps, cs] + state.mu[ps, n_c], np.sqrt(state.var[ps, cs] + state.var[ps, n_c]),
             ))
+
+    def _learn_growth(self, ur: np.ndarray, new: np.ndarray, surprise: np.ndarray, precision: np.ndarray,
+                      n_u: int) -> None:
+        """Growth per result: returning units beating their ratings on average means skills grew since.
+
+        Rank-based performances are relative to the field, so the mean surprise of units with no
+        newcomer in them is what practice added beyond the field; the growth moves toward it.
+        """
+        fresh = np.bincount(ur, weights=new.astype(np.float64), minlength=n_u) > 0
+        returning = ~fresh
+        if not returning.any():
+            return
+        wts = precision[returning]
+        mean = float(np.sum(wts * surprise[returning]) / np.sum(wts))
+        self._growth = max(0.0, self._growth + self.config.growth_rate * mean)
 
     def _learn_newcomers(self, state: SkillState, memory: np.ndarray, new: np.ndarray, c: np.ndarray,
                          share: np.ndarray, y: np.ndarray, pp: np.ndarray, n_c: int, day: int,

@@ -26,9 +26,13 @@ def convert(
         fail(f"{file}: no such file")
     try:
         adapter = adapter_for(file, format)
+    except ValueError as exc:
+        fail(str(exc))
+    try:
         conversion = adapter.convert(file, source=source)
-    except (ValueError, KeyError, OSError) as exc:
-        fail(f"{file.name}: cannot convert: {type(exc).__name__}: {exc}")
+    except (ValueError, KeyError, OSError, UnicodeError) as exc:
+        # The exception text may quote a cell, i.e. personal data: only its kind is reported.
+        fail(f"{file.name}: not a readable {adapter.name} file ({type(exc).__name__})")
     report = conversion.write(out)
     report["format"] = adapter.name
     emit_json(report)

@@ -50,11 +50,10 @@ class CourseCompletions:
         rejects = Rejects(path.name, "achievements")
         lines = np.arange(n) + 2
         alive = np.ones(n, dtype=bool)
-        records = frame.to_dict("records") if n else []
 
         def reject(mask: np.ndarray, field: str, reason: str) -> None:
             for k in np.flatnonzero(mask & alive):
-                rejects.add(int(lines[k]), field, reason, records[k])
+                rejects.add(int(lines[k]), field, reason, frame.iloc[k].to_dict())
             alive[mask] = False
 
         email, full = text(frame["email"]), text(frame["full_name"])

@@ -108,12 +108,11 @@ class OlympiadSheet:
         rejects = Rejects(path.name, "achievements")
         lines = np.arange(n) + 2  # line 1 is the header
         alive = np.ones(n, dtype=bool)
-        records = sheet.to_dict("records") if n else []
 
         def reject(mask: np.ndarray, field: str, reason: str | np.ndarray) -> None:
             for k in np.flatnonzero(mask & alive):
                 why = reason if isinstance(reason, str) else str(reason[k])
-                rejects.add(int(lines[k]), field, why, records[k])
+                rejects.add(int(lines[k]), field, why, sheet.iloc[k].to_dict())
             alive[mask] = False
 
         missing = [c for c in REQUIRED if c not in sheet.columns]

@@ -19,7 +19,7 @@ def resolve(
     out: Annotated[Path, typer.Option(help="Output directory: aif/, record_map.csv, merges.csv, review_queue.csv.")],
     window: Annotated[int, typer.Option(help="Neighbours compared per sorted block.")] = 8,
     merge_threshold: Annotated[float, typer.Option(help="Score from which pairs merge.")] = 8.0,
-    review_threshold: Annotated[float, typer.Option(help="Score from which unmerged pairs go to review.")] = 5.0,
+    review_threshold: Annotated[float, typer.Option(help="Score from which unmerged pairs go to review.")] = 5.5,
 ) -> None:
     """Merge the participant records of the datasets into persons (decisions in OUT are replayed)."""
     from recommender.aif.manifest import AifError

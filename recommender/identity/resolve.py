@@ -37,8 +37,12 @@ class ResolutionConfig(BaseModel):
 
     window: int = Field(8, ge=1, le=200)  # neighbours compared in each sorted block
     merge_threshold: float = 8.0  # score from which a pair is merged automatically
-    review_threshold: float = 5.0  # score from which a pair not merged goes to the review queue
+    review_threshold: float = 5.5  # score from which a pair not merged goes to the review queue
     workers: int = Field(2, ge=1)  # threads of the string-similarity kernel
+    # Confidence = logistic(slope * (score - midpoint)), fitted to the share of true matches per score
+    # on the synthetic multi-source benchmark (experiments/benchmarks/bench_entity_resolution.py).
+    confidence_midpoint: float = 6.6
+    confidence_slope: float = Field(1.8, gt=0)
 
 
 @dataclass(frozen=True)
@@ -293,9 +297,9 @@ def _score(f: _Features, i: np.ndarray, j: np.ndarray, workers: int) -> pd.DataF
 
 
 def confidence_of(score: np.ndarray, cfg: ResolutionConfig) -> np.ndarray:
-    """Confidence that a pair is one person: a logistic of the score, 0.5 at the review threshold."""
-    mid = cfg.review_threshold
-    return 1.0 / (1.0 + np.exp(-(np.asarray(score, dtype=np.float64) - mid) * 1.2))
+    """Confidence that a pair is one person: a logistic of the score calibrated on known identities."""
+    z = cfg.confidence_slope * (np.asarray(score, dtype=np.float64) - cfg.confidence_midpoint)
+    return 1.0 / (1.0 + np.exp(-z))
 
 
 def _promising(f: _Features, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -346,6 +350,9 @@ def resolve(
     pairs.loc[refused, "decision"] = REVIEW
     pairs["conflict"] = refused
     pairs = pairs.reset_index(drop=True)
+    # A review pair whose records ended up together through other merges needs no reviewer.
+    together = labels[pairs["i"].to_numpy()] == labels[pairs["j"].to_numpy()]
+    pairs = pairs[~((pairs["decision"] == REVIEW).to_numpy() & together)].reset_index(drop=True)
     merged = pairs[pairs["decision"] == MERGE]
     # Canonical id per cluster from its smallest record id; confidence = weakest merge it took part in.
     frame = pd.DataFrame({"label": labels, "record": record_ids})

@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 
 from recommender.eligibility import EventFilters, eligibility_mask, open_events
 from recommender.graph import AchievementsGraph
@@ -60,3 +61,13 @@ def test_as_of_drops_later_rows_and_keeps_positions() -> None:
     assert len(past.achievements) == 3
     assert list(past.event_index) == list(full.event_index)
     assert past.participant_positions(["p3"])[0] == full.participant_positions(["p3"])[0]
+
+
+def test_registration_not_yet_open_is_not_open() -> None:
+    tables = tiny_tables()
+    opens = [None] * len(tables["events"])
+    opens[4] = "2025-01-20"  # e_online opens after the date asked about
+    tables["events"]["registration_opens"] = pd.to_datetime(pd.Series(opens))
+    g = AchievementsGraph.from_tables(tables).as_of(AS_OF)
+    assert "e_online" not in set(g.event_index[open_events(g, AS_OF)])
+    assert "e_online" in set(g.event_index[open_events(g, "2025-01-21")])

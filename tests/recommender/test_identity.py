@@ -182,3 +182,23 @@ def test_audit_files_hold_no_personal_data_and_undo_is_logged(sources: Path, tmp
 def test_resolution_config_rejects_unknown_fields() -> None:
     with pytest.raises(ValueError):
         ResolutionConfig(windw=3)  # type: ignore[call-arg]
+
+
+def test_synthetic_sources_are_messy_and_fully_labelled(sources: Path) -> None:
+    src = sources / "sources"
+    sheet = pd.read_csv(src / OLYMPIAD_FILE, sep=";", dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    courses = pd.read_csv(src / COURSE_FILE, dtype=str, keep_default_na=False)
+    hackathon = json.loads((src / HACKATHON_FILE).read_text(encoding="utf-8"))
+    members = [m for h in hackathon["hackathons"] for t in h["teams"] for m in t["members"]]
+    truth = pd.read_csv(src / TRUTH_FILE, dtype=str)
+    assert len(truth) == len(sheet) + len(courses) + len(members) and truth["record_id"].is_unique
+    birth = sheet["Дата рождения"]
+    assert birth.str.match(r"\d\d\.\d\d\.\d{4}$").any() and birth.str.match(r"\d{4}-\d\d-\d\d$").any()
+    assert (birth == "").any()  # missing birth dates
+    assert courses["full_name"].str.contains("[A-Za-z]").any()  # transliterated names
+    assert sheet["Фамилия"].str.contains("[a-z]").any()  # Latin look-alikes inside Cyrillic names
+    assert (sheet["Статус"] == "").any()  # rows an adapter must quarantine
+    # The same result registered twice (typed again, so not always byte-identical).
+    olympiad_truth = truth[truth["record_id"].str.startswith(Path(OLYMPIAD_FILE).stem)].reset_index(drop=True)
+    keyed = pd.DataFrame({"p": olympiad_truth["participant_id"], "e": sheet["Олимпиада"], "s": sheet["Этап"]})
+    assert keyed.duplicated().any()

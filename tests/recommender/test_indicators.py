@@ -106,3 +106,17 @@ def test_cli_writes_json_and_report_without_personal_data(world: Path, tmp_path:
 def test_year_without_data_gives_zeros(world: Path) -> None:
     got = roadmap_indicators(read_dataset(world / "aif").tables, 1990)["indicators"]
     assert got["participants_in_data_environment"] == 0 and got["tech_leader_share"] is None
+
+
+def test_store_and_dataset_give_the_same_indicators(world: Path, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRAJECTORY_STORE", raising=False)
+    monkeypatch.delenv("TRAJECTORY_SNAPSHOT_DIR", raising=False)
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["ingest", str(world / "aif"), "--store", store]).exit_code == 0
+    from_store = runner.invoke(cli, ["indicators", "--year", "2024", "--store", store])
+    assert from_store.exit_code == 0, from_store.output
+    expected = roadmap_indicators(read_dataset(world / "aif").tables, 2024)["indicators"]
+    assert json.loads(from_store.stdout)["indicators"] == expected
