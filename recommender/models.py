@@ -36,6 +36,17 @@ class Recommender(Protocol):
     ) -> pd.DataFrame: ...
 
 
+@runtime_checkable
+class ScoreExplainer(Protocol):
+    """A model that can say which of its features drove a score (used for the reasons shown)."""
+
+    def score_drivers(
+        self, graph: AchievementsGraph, participant: int, events: np.ndarray, as_of: pd.Timestamp, top: int = 3
+    ) -> list[list[str]]:
+        """For each event (positions), the names of the features that raised its score most."""
+        ...
+
+
 def empty_recommendations() -> pd.DataFrame:
     return pd.DataFrame(
         {

@@ -147,6 +147,19 @@ class RerankerRecommender(EventRecommender):
             block[rows, cols] = self.model_.predict(frame)
         return scores
 
+    def score_drivers(
+        self, graph: AchievementsGraph, participant: int, events: np.ndarray, as_of: pd.Timestamp, top: int = 3
+    ) -> list[list[str]]:
+        """Features with the largest positive contributions (LightGBM's SHAP values) per event."""
+        if len(events) == 0:
+            return []
+        ctx = self._context(graph, to_timestamp(as_of))
+        feats = pair_features(graph, ctx, np.asarray([participant]), np.asarray(events))[0]
+        frame = pd.DataFrame(feats, columns=list(FEATURES))
+        contrib = np.asarray(self.model_.predict(frame, pred_contrib=True))[:, :-1]  # last column: bias
+        order = np.argsort(-contrib, axis=1, kind="stable")[:, :top]
+        return [[FEATURES[j] for j in row if contrib[i, j] > 0] for i, row in enumerate(order)]
+
     def __getstate__(self) -> dict[str, object]:
         state = super().__getstate__()
         state.pop("_ctx_cache", None)

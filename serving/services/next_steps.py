@@ -7,8 +7,9 @@ import pandas as pd
 
 from recommender.columns import Columns
 from recommender.eligibility import EventFilters, is_online
+from recommender.models import ScoreExplainer
 from serving.schemas import NextStepOut, NextStepsOut
-from serving.services.reasons import event_reasons
+from serving.services.reasons import event_reasons, participant_facts
 from serving.state import ServingState
 
 
@@ -33,8 +34,14 @@ def next_steps(
     filters = EventFilters(horizon_days=horizon_days, formats=formats, online_only=online_only)
     recs = state.model.recommend([participant_id], k, as_of=today, filters=filters, graph=graph)
     events = graph.event_index.get_indexer(recs[Columns.Event].astype(str))
+    model = state.model
+    drivers = (
+        model.score_drivers(graph, position, events, today) if isinstance(model, ScoreExplainer)
+        else [[] for _ in events]
+    )
+    facts = participant_facts(graph, position)
     items = []
-    for (_, row), pos in zip(recs.iterrows(), events, strict=True):
+    for (_, row), pos, why in zip(recs.iterrows(), events, drivers, strict=True):
         ev = graph.events.iloc[pos]
         region = ev.get(Columns.Region)
         items.append(
@@ -48,7 +55,7 @@ def next_steps(
                 online=bool(is_online(graph.events.iloc[[pos]])[0]),
                 score=float(row[Columns.Score]) if np.isfinite(row[Columns.Score]) else 0.0,
                 rank=int(row[Columns.Rank]),
-                reasons=event_reasons(graph, position, int(pos)),
+                reasons=event_reasons(graph, position, int(pos), why, facts=facts),
             )
         )
     label = state.model_label + (f"@{state.model_version}" if state.model_version else "")
