@@ -108,6 +108,12 @@ def score_program(
     behind_all[np.flatnonzero(scored)] = behind
     status = np.where(~known, UNKNOWN, np.where(scored, SCORED, NOT_CONSENTED))
 
+    missing = np.full(len(pos), None, dtype=object)
+
+    def texts(columns: list[np.ndarray]) -> pd.array:
+        return pd.array(np.where(scored, np.array(_join_columns(columns, len(pos)), dtype=object), missing),
+                        dtype="string")
+
     def masked(values: np.ndarray) -> pd.array:
         return pd.array(np.where(scored, np.round(values, 4), np.nan), dtype="Float64")
 
@@ -118,13 +124,10 @@ def score_program(
         "score_low": masked(score[pos] - Z90 * score_sd[pos]),
         "score_high": masked(score[pos] + Z90 * score_sd[pos]),
         "percentile": masked(pct),
-        "requirements_met": pd.array(
-            [";".join(names[m]) if s else None for m, s in zip(met, scored, strict=True)], dtype="string"),
-        "requirements_missing": pd.array(
-            [";".join(names[~m]) if s else None for m, s in zip(met, scored, strict=True)], dtype="string"),
+        "requirements_met": texts([np.where(met[:, j], names[j], "") for j in range(len(names))]),
+        "requirements_missing": texts([np.where(~met[:, j], names[j], "") for j in range(len(names))]),
         "all_requirements_met": pd.array(np.where(scored, met.all(axis=1), pd.NA), dtype="boolean"),
-        "achievements": pd.array([b if s else None for b, s in zip(behind_all, scored, strict=True)],
-                                 dtype="string"),
+        "achievements": pd.array(np.where(scored, behind_all, missing), dtype="string"),
     })
 
 
@@ -144,8 +147,19 @@ def _top_achievements(model: CompetenceRatings, graph: object, positions: np.nda
     per_row = per_row.groupby("participant", sort=False).head(top_k)
     events = graph.achievements[Columns.Event].astype(str).to_numpy()  # type: ignore[attr-defined]
     per_row["event"] = events[per_row["row"].to_numpy(np.int64)]
-    joined = per_row.groupby("participant", sort=False)["event"].agg(";".join)
-    return [str(joined.get(p, "")) for p in positions]
+    per_row["place"] = per_row.groupby("participant", sort=False).cumcount()
+    wide = per_row.pivot(index="participant", columns="place", values="event").reindex(positions)
+    return _join_columns([wide[col] for col in wide.columns], len(positions))
+
+
+def _join_columns(columns: list[pd.Series] | list[np.ndarray], n: int) -> list[str]:
+    """Row-wise ';'-join of string columns, skipping missing and empty values (vectorized)."""
+    out = pd.Series([""] * n, dtype=object)
+    for col in columns:
+        values = pd.Series(np.asarray(col, dtype=object)).fillna("").astype(str)
+        glue = np.where((out.to_numpy() != "") & (values.to_numpy() != ""), ";", "")
+        out = out + glue + values
+    return [str(x) for x in out]
 
 
 def radar_chart(

@@ -14,7 +14,7 @@ from recommender.models import EventRecommender
 from training.baselines import GlobalPopularityRecommender, RandomConfig, RandomRecommender
 from training.config import TrainConfig
 from training.evaluation import TemporalSplit, sample_participants, side_by_side, temporal_split
-from training.job import build_models
+from training.job import build_models, ranker
 
 
 def candidate_models(config: TrainConfig) -> dict[str, EventRecommender]:
@@ -24,13 +24,6 @@ def candidate_models(config: TrainConfig) -> dict[str, EventRecommender]:
         GlobalPopularityRecommender.name: GlobalPopularityRecommender(),
         **build_models(config),
     }
-
-
-def _ranker(model: EventRecommender, split: TemporalSplit, k: int) -> Callable[[list[str]], pd.DataFrame]:
-    def rank(participants: list[str]) -> pd.DataFrame:
-        return model.recommend(participants, k, as_of=split.cut, filters=split.filters, graph=split.train)
-
-    return rank
 
 
 def run_evaluation(
@@ -45,7 +38,7 @@ def run_evaluation(
     rankers: dict[str, Callable[[list[str]], pd.DataFrame]] = {}
     for name, model in candidate_models(config).items():
         model.fit(split.train)
-        rankers[name] = _ranker(model, split, k)
+        rankers[name] = ranker(model, split, k)
     if truth is not None:
         from training.oracle import oracle_recommendations
 
