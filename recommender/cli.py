@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train": ("training.cli:train_app", "Train the models: one MLflow run, models registered."),
     "evaluate": ("training.cli:evaluate_app", "Offline metrics vs baselines and the oracle on a temporal split."),
     "backtest": ("training.cli:backtest_app", "Fit before a date, write every participant's top-K next steps."),
+    "tune": ("training.cli:tune_app", "Optuna study over a model's hyperparameters, trials in MLflow."),
     "serve": ("serving.cli:serve_app", "Run the HTTP API."),
     "profiles": ("features.cli:profiles_app", "Competence profiles: prequential replay, fit, one profile."),
     "admissions": ("training.admissions_cli:admissions_app", "Score participants against an admissions program."),

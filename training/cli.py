@@ -92,3 +92,24 @@ def backtest(
     except (OSError, ValueError, KeyError) as exc:
         fail(str(exc).splitlines()[0])
     emit_json(report)
+
+
+tune_app = typer.Typer(add_completion=False)
+
+
+@tune_app.command()
+def tune(
+    config: Annotated[Path, typer.Option(help="study YAML (see experiments/configs/tune_*.yaml)")],
+    trials: Annotated[int, typer.Option(min=1, help="trials this worker adds to the study")],
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL; overrides the YAML")] = None,
+) -> None:
+    """Optuna study over one model's hyperparameters; each trial is an MLflow run."""
+    from training.tuning import TuneConfig, run_study
+
+    try:
+        cfg = TuneConfig.from_yaml(config)
+        if storage:
+            cfg = cfg.model_copy(update={"storage": storage})
+        emit_json(run_study(cfg, trials))
+    except (OSError, ValueError) as exc:
+        fail(str(exc).splitlines()[0])

@@ -100,3 +100,13 @@ def load_champion(name: str = NEXT_STEPS_MODEL) -> tuple[EventRecommender, str]:
     version = client.get_model_version_by_alias(name, CHAMPION)
     wrapper = mlflow.pyfunc.load_model(f"models:/{name}@{CHAMPION}").unwrap_python_model()
     return wrapper.model, str(version.version)
+
+
+def mask_password(url: str) -> str:
+    """A database URL fit for output: the password replaced."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a database URL: nothing to hide
+        return url

@@ -1,0 +1,45 @@
+"""`trajectory tune`: an Optuna study in shared storage, every trial an MLflow run."""
+
+import json
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from recommender.cli import cli
+from recommender.synth.config import SynthConfig
+from recommender.synth.generate import generate_world
+
+
+def test_trials_accumulate_in_the_study_and_in_mlflow(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    generate_world(SynthConfig(participants=600, seed=2), tmp_path / "world")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    config = tmp_path / "tune.yaml"
+    config.write_text(yaml.safe_dump({
+        "study": "t", "data": str(tmp_path / "world" / "aif"), "storage": storage, "model": "implicit_als",
+        "cut": "2024-11-01", "space": {"factors": {"type": "int", "low": 4, "high": 16},
+                                       "regularization": {"low": 0.01, "high": 1.0, "log": True}},
+    }))
+    runner = CliRunner()
+    first = runner.invoke(cli, ["tune", "--config", str(config), "--trials", "2"])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(cli, ["tune", "--config", str(config), "--trials", "1"])
+    report = json.loads(second.output)
+    assert report["trials"] == 3 and 0 <= report["best_value"] <= 1
+    assert set(report["best_params"]) == {"factors", "regularization"}
+    study = optuna.load_study(study_name="t", storage=storage)
+    assert len(study.trials) == 3
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["trajectory-tuning"])
+    assert len(runs) == 3 and runs["metrics.ndcg_at_10"].notna().all()
+
+
+def test_bad_space_fails_with_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "tune.yaml"
+    config.write_text(yaml.safe_dump({"data": str(tmp_path), "space": {"factors": {"type": "int"}}}))
+    result = CliRunner().invoke(cli, ["tune", "--config", str(config), "--trials", "1"])
+    assert result.exit_code != 0

@@ -1,0 +1,107 @@
+"""Optuna studies over a model's hyperparameters; every trial is an MLflow run, the study is shared storage."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import mlflow
+import optuna
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from recommender.graph import AchievementsGraph
+from training import tracking
+from training.config import ModelsConfig, TrainConfig
+from training.evaluation import default_cut, evaluate, temporal_split
+from training.job import build_models
+
+DEFAULT_STORAGE = "sqlite:///data/optuna.db"
+
+
+class ParamSpace(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["int", "float", "categorical"] = "float"
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    choices: list[Any] | None = None
+
+
+class TuneConfig(BaseModel):
+    """One study: which model, on which data and split, over which space (`models.<model>.<param>`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    study: str = "next-steps"
+    data: Path
+    storage: str = Field(DEFAULT_STORAGE, description="sqlite:///... or postgresql+psycopg://... (shared)")
+    model: str = "implicit_als"
+    experiment: str = "trajectory-tuning"
+    horizon_days: int = 90
+    cut: str | None = None
+    k: int = 10
+    eval_participants: int | None = 5000
+    seed: int = 0
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    space: dict[str, ParamSpace]
+
+    @classmethod
+    def from_yaml(cls, path: Path) -> TuneConfig:
+        return cls.model_validate(yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {})
+
+
+def _suggest(trial: optuna.Trial, name: str, space: ParamSpace) -> Any:
+    if space.type == "categorical":
+        return trial.suggest_categorical(name, space.choices or [])
+    if space.low is None or space.high is None:
+        raise ValueError(f"{name}: low and high are required for a {space.type} parameter")
+    if space.type == "int":
+        return trial.suggest_int(name, int(space.low), int(space.high), log=space.log)
+    return trial.suggest_float(name, space.low, space.high, log=space.log)
+
+
+def run_study(config: TuneConfig, trials: int) -> dict[str, Any]:
+    """Add `trials` trials to the study (created if new); several workers may share one storage."""
+    tracking.configure(config.experiment)
+    if config.storage.startswith("sqlite:///"):
+        Path(config.storage.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    graph = AchievementsGraph.from_aif(config.data)
+    split = temporal_split(graph, config.cut or default_cut(graph, config.horizon_days), config.horizon_days)
+    base = config.models.model_dump()
+    if config.model not in {"popularity_region_grade", "implicit_als", "lightgbm_lambdarank"}:
+        raise ValueError(f"unknown model {config.model!r}")
+    section = {"popularity_region_grade": "popularity", "implicit_als": "als",
+               "lightgbm_lambdarank": "reranker"}[config.model]
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {name: _suggest(trial, name, space) for name, space in config.space.items()}
+        models = dict(base)
+        models[section] = {**base[section], **params}
+        train_cfg = TrainConfig(seed=config.seed, horizon_days=config.horizon_days, k=config.k,
+                                models=ModelsConfig.model_validate(models))
+        model = build_models(train_cfg)[config.model]
+        with mlflow.start_run(run_name=f"{config.study}-trial-{trial.number}"):
+            mlflow.log_params({"study": config.study, "trial": trial.number, "model": config.model,
+                               "split.cut": str(split.cut.date()), **{f"models.{section}.{k}": v
+                                                                     for k, v in params.items()}})
+            metrics = evaluate(model, split, config.k, max_participants=config.eval_participants, seed=config.seed)
+            mlflow.log_metrics({k.replace("@", "_at_"): v for k, v in metrics.items()})
+        return float(metrics[f"ndcg@{config.k}"])
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        study_name=config.study, storage=config.storage, direction="maximize", load_if_exists=True,
+        sampler=optuna.samplers.TPESampler(seed=config.seed),
+    )
+    study.optimize(objective, n_trials=trials, show_progress_bar=False)
+    return {
+        "study": config.study,
+        "storage": tracking.mask_password(config.storage),
+        "trials": len(study.trials),
+        "best_value": study.best_value,
+        "best_params": study.best_params,
+        "model": config.model,
+        "split.cut": str(split.cut.date()),
+    }
