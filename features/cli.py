@@ -37,13 +37,25 @@ def replay(
 def fit(
     data: Annotated[Path | None, typer.Option(help="AIF dataset directory (default: the store snapshot).")] = None,
     store: Annotated[str | None, typer.Option(help="Store URL.")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with `experiment` and `rating` (RatingConfig).")] = None,
 ) -> None:
     """Fit the competence rating on all results and log it to MLflow."""
+    import yaml
+    from pydantic import ValidationError
+
+    from features.competence.estimator import RatingConfig
     from training.job import load_graph
     from training.profiles import fit_competence_model
+    from training.tracking import EXPERIMENT
 
+    raw = yaml.safe_load(config.read_text(encoding="utf-8")) if config is not None else {}
+    try:
+        rating = RatingConfig(**(raw or {}).get("rating", {}))
+    except ValidationError as exc:
+        fail(f"invalid configuration: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}")
     graph, label = load_graph(data, store)
-    _, summary = fit_competence_model(graph, data_label=label)
+    _, summary = fit_competence_model(graph, rating, data_label=label,
+                                      experiment=str((raw or {}).get("experiment", EXPERIMENT)))
     emit_json(summary)
 
 

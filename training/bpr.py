@@ -9,7 +9,7 @@ from implicit.cpu.bpr import BayesianPersonalizedRanking
 from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import threadpool_limits
 
-from features.event_content import borrowed_weights
+from features.event_content import borrowed_weights, weighted_history
 from features.series import participant_series, series_competence, series_map
 from recommender.graph import AchievementsGraph
 from recommender.models import EventRecommender
@@ -23,26 +23,23 @@ class BprConfig(BaseModel):
     learning_rate: float = Field(0.05, gt=0)
     regularization: float = Field(0.01, ge=0)
     iterations: int = Field(60, ge=1, le=1000)
-    fold_in_regularization: float = Field(0.1, gt=0, description="ridge of the participant fold-in solve")
-    fold_in_alpha: float = Field(8.0, gt=0, description="confidence of a taken series in the fold-in")
+    half_life_days: float = Field(365.0, gt=0, description="recent series weigh more in the participant fold-in")
     sharpen: float = Field(4.0, gt=0, description="power on competence similarity when borrowing series factors")
     seed: int = 0
     popularity: PopularityConfig = Field(default_factory=PopularityConfig)
 
 
-def fold_in(history: sp.csr_matrix, item_factors: np.ndarray, regularization: float, alpha: float) -> np.ndarray:
-    """Participant factors from their history against fixed item factors (implicit-ALS least squares).
+def fold_in(history: sp.csr_matrix, item_factors: np.ndarray) -> np.ndarray:
+    """Participant factors as the weighted mean of their series' factors, with BPR's bias column kept at 1.
 
-    BPR learns no way to place a participant it has not trained on; this confidence-weighted solve
-    places every participant from their current history, so a new achievement counts at once.
+    BPR learns no way to place a participant it was not trained on; the mean of the taken items'
+    factors places everyone from their current history (a new achievement counts at once), and
+    scored better offline than a least-squares projection.
     """
-    n, f = history.shape[0], item_factors.shape[1]
-    v = item_factors.astype(np.float64)
-    gram = v.T @ v + regularization * np.eye(f)
-    outer = (v[:, :, None] * v[:, None, :]).reshape(len(v), f * f)
-    a = gram[None] + alpha * np.asarray(history @ outer).reshape(n, f, f)
-    b = np.asarray((history * (1.0 + alpha)) @ v)
-    return np.linalg.solve(a, b[:, :, None])[:, :, 0].astype(np.float32)
+    totals = np.asarray(history.sum(axis=1)).ravel()
+    weights = sp.diags(1.0 / np.where(totals > 0, totals, 1.0)) @ history
+    users = np.asarray(weights @ item_factors[:, :-1])
+    return np.hstack([users, np.ones((len(users), 1))]).astype(np.float32)
 
 
 class BprRecommender(EventRecommender):
@@ -97,9 +94,8 @@ class BprRecommender(EventRecommender):
         allowed: np.ndarray,
     ) -> np.ndarray:
         cfg = self.config
-        history = participant_series(graph, self.series_.project(graph))[participants]
-        history.data[:] = 1.0
-        users = fold_in(history, self.item_factors_, cfg.fold_in_regularization, cfg.fold_in_alpha)
+        history = weighted_history(graph, self.series_.project(graph), as_of, cfg.half_life_days)[participants]
+        users = fold_in(history, self.item_factors_)
         scores = users @ self._item_factors(graph, events).T
         cold = np.asarray(history.sum(axis=1)).ravel() == 0
         if cold.any():

@@ -25,12 +25,12 @@ class ContentConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     half_life_days: float = Field(365.0, gt=0, description="recent events shape the profile more")
-    competence: float = Field(4.0, ge=0, description="x cosine of competence profile and event competences")
+    competence: float = Field(3.0, ge=0, description="x cosine of competence profile and event competences")
     format: float = Field(0.5, ge=0, description="x recency-weighted share of the participant's events in the format")
-    level_above: float = Field(0.6, ge=0, description="penalty per level above the one after the level reached")
-    level_below: float = Field(0.5, ge=0, description="penalty per level below it")
+    level_above: float = Field(1.0, ge=0, description="penalty per level above the one after the level reached")
+    level_below: float = Field(0.8, ge=0, description="penalty per level below it")
     next_stage: float = Field(2.0, ge=0, description="bonus of a next stage (eligible only when qualified)")
-    popularity: float = Field(0.5, ge=0, description="x local popularity, log-scaled to 0..1 per participant")
+    popularity: float = Field(1.0, ge=0, description="x local popularity, log-scaled to 0..1 per participant")
     weeks_ahead: float = Field(0.02, ge=0, description="penalty per week until the start: near events first")
     popularity_model: PopularityConfig = Field(default_factory=PopularityConfig)
 

@@ -10,8 +10,8 @@ import scipy.sparse as sp
 from implicit.nearest_neighbours import bm25_weight
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.event_content import borrowed_weights, recency_weights
-from features.series import SeriesMap, series_competence, series_map
+from features.event_content import borrowed_weights, weighted_history
+from features.series import series_competence, series_map
 from recommender.graph import AchievementsGraph
 from recommender.models import EventRecommender
 from training.popularity import PopularityConfig, PopularityRecommender
@@ -30,20 +30,6 @@ class ItemKnnConfig(BaseModel):
     sharpen: float = Field(4.0, gt=0, description="power on competence similarity for never-seen series")
     popularity_tiebreak: float = Field(1e-3, ge=0, description="weight of local popularity (0..1) among equal scores")
     popularity: PopularityConfig = Field(default_factory=PopularityConfig)
-
-
-def _weighted_history(graph: AchievementsGraph, series: SeriesMap, as_of: pd.Timestamp,
-                      half_life_days: float) -> sp.csr_matrix:
-    """Participants x series, each participation weighted by its recency at `as_of`."""
-    a = graph.achievements
-    s = series.of_event[a["event_idx"].to_numpy()]
-    known = s >= 0
-    m = sp.csr_matrix(
-        (recency_weights(graph, as_of, half_life_days)[known], (a["participant_idx"].to_numpy()[known], s[known])),
-        shape=(graph.n_participants, series.n_series),
-    )
-    m.sum_duplicates()
-    return m
 
 
 def series_similarity(items: sp.csr_matrix, cfg: ItemKnnConfig) -> sp.csr_matrix:
@@ -96,7 +82,7 @@ class ItemKnnRecommender(EventRecommender):
         cfg = self.config
         self.series_ = series_map(graph)
         cutoff = graph.cutoff or graph.achievements["date"].max()
-        items = _weighted_history(graph, self.series_, pd.Timestamp(cutoff), cfg.half_life_days)
+        items = weighted_history(graph, self.series_, pd.Timestamp(cutoff), cfg.half_life_days)
         self.similarity_ = series_similarity(items, cfg)
         self.seen_ = np.asarray((items > 0).sum(axis=0)).ravel() > 0
         self.series_competence_ = series_competence(graph, self.series_)
@@ -126,7 +112,7 @@ class ItemKnnRecommender(EventRecommender):
         allowed: np.ndarray,
     ) -> np.ndarray:
         cfg = self.config
-        history = _weighted_history(graph, self.series_.project(graph), as_of, cfg.half_life_days)[participants]
+        history = weighted_history(graph, self.series_.project(graph), as_of, cfg.half_life_days)[participants]
         scores = np.asarray((history @ self.similarity_ @ self._target_columns(graph, events)).toarray())
         # Local popularity orders what co-participation cannot tell apart, and is all a newcomer gets.
         popular = self.fallback_._score(graph, participants, events, as_of, allowed)

@@ -54,7 +54,7 @@ def main() -> None:
         world = args.world or Path(tmp) / "world"
         if args.world is None:
             subprocess.run(
-                [sys.executable, "-m", "recommender.cli", "synth", "--participants", str(args.participants),
+                [str(Path(sys.executable).parent / "trajectory"), "synth", "--participants", str(args.participants),
                  "--seed", str(args.seed), "--out", str(world)],
                 check=True, stdout=subprocess.DEVNULL,
             )

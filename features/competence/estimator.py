@@ -1,18 +1,21 @@
 """A Bayesian rating per participant and competence, updated date by date from ranks and ordinal results.
 
-The model. Participant p has a Gaussian skill N(mu[p, c], var[p, c]) per competence c. At an event,
-a unit (a participant alone, or a team sharing one result) performs with mean
-``sum_members sum_c load * skill`` where ``load = w_c / sum(w) / team_size``, plus N(0, perf_sd^2)
-noise. The event's outcome is an order of its units (rank where given, else the result ladder;
-ties share a place). As in Elo-MMR, each unit's *performance* is the value at which its expected
-number of beaten units (a logistic comparison with every unit of the field, itself as a tie)
-equals what it actually beat; the event's difficulty is thereby the strength of its field, so
-ranks, result ladders and events of any difficulty are read alike. A tie group leaves the
-performance uncertain within the group, which enters as extra observation variance. The
-performance is then a Gaussian observation of the unit's skill mix: a Kalman update spreads it
-over members and competences in proportion to their loading and their uncertainty (shrinkage:
-little evidence, little movement). Between a participant's events the variance grows with time
-(skills drift), capped at the newcomer variance; newcomers start at a learned newcomer mean.
+The model. Participant p's skill in competence c is ``general_p + specific_pc``, each part Gaussian
+(mean, variance) with `general_share` of the prior variance in the general ability, so evidence in
+one competence also informs the others. At an event, a unit (a participant alone, or a team
+sharing one result) performs with mean ``sum_members sum_c load * skill`` where
+``load = w_c / sum(w) / team_size``, plus N(0, perf_sd^2) noise. The event's outcome is an order of
+its units (rank where given, else the result ladder participant < completed < finalist <
+prize_winner < winner; ties share a place). As in Elo-MMR, each unit's *performance* is the value
+at which its expected number of beaten units (a logistic comparison with every unit of the field,
+itself as a tie) equals what it actually beat; the event's difficulty is thereby the strength of
+its field, so ranks, result ladders and events of any difficulty are read alike. A tie group
+leaves the performance uncertain within the group, which enters as extra observation variance.
+The performance is then a Gaussian observation of the unit's skill mix: a Kalman update spreads
+it over members, competences and the general part in proportion to their loading and their
+uncertainty (shrinkage: little evidence, little movement). Between a participant's events the
+variance grows with time (skills drift; recent results weigh more), capped at the newcomer
+variance; newcomers start at a newcomer mean learned from earlier newcomers' first results.
 
 Everything happens in date batches: every achievement dated d is predicted from the state before
 d (strictly earlier events), then all events of d update the state at once. Work per batch is a
@@ -50,10 +53,7 @@ class RatingConfig(BaseModel):
     tie_var_scale: float = Field(1.0, ge=0, description="x variance of a performance within a tie group")
     newcomer_memory: float = Field(2000.0, gt=0, description="newcomer results the newcomer mean remembers")
     grid: int = Field(96, ge=16, description="grid points per event for the performance inversion")
-    growth_per_result: float | None = Field(
-        0.0, ge=0, description="skill gain per result, by competence weight; None: learned from returners' surprise"
-    )
-    growth_rate: float = Field(0.05, gt=0, le=1, description="step of the learned growth toward returners' surprise")
+    growth_per_result: float = Field(0.0, ge=0, description="skill gain per result, by competence weight")
     general_share: float = Field(0.5, gt=0, lt=1, description="share of skill variance that is general ability")
 
 
@@ -125,9 +125,10 @@ def performance_rows(graph: AchievementsGraph) -> PerformanceRows:
     else:
         rank = np.full(len(rows), np.nan)
     rank = np.where(np.isfinite(rank), rank, _NO_RANK).astype(np.int64)
-    # Ladder first (a winner beats a finalist), rank within a ladder step: the lexicographic position.
-    _, key = np.unique(np.stack([-rr[rows], rank]), axis=1, return_inverse=True)
-    key = key.ravel().astype(np.int64)
+    # Ladder first (a winner beats a finalist), rank within a ladder step (unranked after ranked).
+    ranked = rank < _NO_RANK
+    top = int(rank[ranked].max()) + 1 if ranked.any() else 0
+    key = (len(RESULT_RANK) - rr[rows]) * (top + 1) + np.where(ranked, rank, top)
     team = a["team_idx"].to_numpy(np.int64)[rows]
     # One row per participant and event (a captain listed twice counts once): keep the best.
     order = np.lexsort((key, e, p))
@@ -136,8 +137,8 @@ def performance_rows(graph: AchievementsGraph) -> PerformanceRows:
     sel = order[first]
     rows, p, e, key, team = rows[sel], p[sel], e[sel], key[sel], team[sel]
     # A team is one unit with the best key among its members (they share the result).
-    unit_key = np.where(team >= 0, team, -1 - p)
-    _, unit = np.unique(np.stack([e, unit_key]), axis=1, return_inverse=True)
+    who = np.where(team >= 0, team + graph.n_participants, p)  # a team, or the participant alone
+    _, unit = np.unique(e * (graph.n_participants + len(graph.teams) + 1) + who, return_inverse=True)
     unit = unit.ravel()
     best = np.full(unit.max() + 1 if len(unit) else 0, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(best, unit, key)
@@ -295,7 +296,6 @@ class CompetenceRatings:
         the frame has row, competence (position), skill and skill_sd, for the event's main competence.
         """
         self._records: list[tuple[np.ndarray, ...]] | None = [] if record_history else None
-        self._growth = self.config.growth_per_result or 0.0
         n_p, n_c = graph.n_participants, len(graph.competence_index)
         prior_var, drift = self._column_params(n_c)
         state = SkillState.empty(n_p, n_c + 1, float(np.sqrt(prior_var.max())))
@@ -335,14 +335,16 @@ class CompetenceRatings:
         self.participants_ = graph.participant_index
         self.last_day_ = int(days[-1]) if len(days) else 0
         self.history_ = self._history_frame()
-        self.growth_ = self._growth
         out = pd.DataFrame({"row": pred_rows, "competence": pred_c, "skill": out_mu, "skill_sd": out_sd})
         return out.sort_values("row", kind="stable").reset_index(drop=True)
 
     def _history_frame(self) -> pd.DataFrame:
         names = ("row", "participant", "competence", "day", "contribution", "skill", "skill_sd")
+        # Compact types: at 100 million achievements the history is the largest thing kept.
+        dtypes = (np.int64, np.int32, np.int16, np.int32, np.float32, np.float32, np.float32)
         recs = self._records or []
-        cols = [np.concatenate([r[i] for r in recs]) if recs else np.empty(0) for i in range(len(names))]
+        cols = [np.concatenate([r[i] for r in recs]).astype(t) if recs else np.empty(0, dtype=t)
+                for i, t in enumerate(dtypes)]
         self._records = None
         return pd.DataFrame(dict(zip(names, cols, strict=True)))
 
@@ -414,9 +416,7 @@ class CompetenceRatings:
         resid = (y - unit_mu)[ur]
         gain = lw * var / total_var[ur]
         # Practice: every result moves the specific skills it exercised up by the expected growth.
-        new_mu = mu + gain * resid + self._growth * np.where(c < n_c, w, 0.0)
-        if cfg.growth_per_result is None:
-            self._learn_growth(ur, new, y - unit_mu, 1.0 / total_var, n_u)
+        new_mu = mu + gain * resid + cfg.growth_per_result * np.where(c < n_c, w, 0.0)
         new_var = np.maximum(var - gain * lw * var, 1e-9)
         if new.any():
             self._learn_newcomers(state, memory, new, c, lw * members[ur], y[ur], pp,
@@ -446,25 +446,10 @@ class CompetenceRatings:
             ps, cs = pp[spec], c[spec]
             general_shift = (new_mu - mu)[~spec][spec_idx]
             self._records.append((
-                rows[r_idx[spec]], ps, cs, np.full(len(ps), day, dtype=np.int64),
+                rows[r_idx[spec]], ps.astype(np.int32), cs.astype(np.int16), np.full(len(ps), day, dtype=np.int32),
                 (new_mu - mu)[spec] + general_shift,
                 state.mu[ps, cs] + state.mu[ps, n_c], np.sqrt(state.var[ps, cs] + state.var[ps, n_c]),
             ))
-
-    def _learn_growth(self, ur: np.ndarray, new: np.ndarray, surprise: np.ndarray, precision: np.ndarray,
-                      n_u: int) -> None:
-        """Growth per result: returning units beating their ratings on average means skills grew since.
-
-        Rank-based performances are relative to the field, so the mean surprise of units with no
-        newcomer in them is what practice added beyond the field; the growth moves toward it.
-        """
-        fresh = np.bincount(ur, weights=new.astype(np.float64), minlength=n_u) > 0
-        returning = ~fresh
-        if not returning.any():
-            return
-        wts = precision[returning]
-        mean = float(np.sum(wts * surprise[returning]) / np.sum(wts))
-        self._growth = max(0.0, self._growth + self.config.growth_rate * mean)
 
     def _learn_newcomers(self, state: SkillState, memory: np.ndarray, new: np.ndarray, c: np.ndarray,
                          share: np.ndarray, y: np.ndarray, pp: np.ndarray, n_c: int, day: int,

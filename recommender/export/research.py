@@ -84,14 +84,26 @@ class Hierarchy:
     levels: list[tuple[str, Callable[[pd.Series], pd.Series]]]
 
 
-def hierarchies(organization_kind: dict[str, str]) -> dict[str, Hierarchy]:
+OTHER_REGIONS = "other"
+
+
+def hierarchies(organization_kind: dict[str, str], region_counts: pd.Series, k: int) -> dict[str, Hierarchy]:
+    """The generalization ladder of each quasi-identifier; regions with few participants are pooled first."""
+
     def org_kind(values: pd.Series) -> pd.Series:
         return values.astype("string").map(organization_kind).astype("string").fillna(SUPPRESSED)
+
+    large = set(region_counts[region_counts >= 20 * k].index.astype(str))
+
+    def pooled(values: pd.Series) -> pd.Series:
+        text = values.astype("string")
+        return text.where(text.isin(large), OTHER_REGIONS).where(text.notna(), SUPPRESSED).astype("string")
 
     return {
         "birth_year": Hierarchy("birth_year", [("year", _exact), ("2 years", _year_band(2)),
                                                ("5 years", _year_band(5)), ("suppressed", _all)]),
-        "region_group": Hierarchy("region_code", [("region", _exact), ("suppressed", _all)]),
+        "region_group": Hierarchy("region_code", [("region", _exact), ("small regions pooled", pooled),
+                                                  ("suppressed", _all)]),
         "settlement_group": Hierarchy("settlement_type", [("settlement type", _exact), ("suppressed", _all)]),
         "organization_group": Hierarchy("organization_id", [("organization", _exact),
                                                             ("organization kind", org_kind), ("suppressed", _all)]),
@@ -175,7 +187,8 @@ def research_export(
 
     orgs = tables.get("organizations", pd.DataFrame(columns=["organization_id", "kind"]))
     kinds = dict(zip(orgs["organization_id"].astype(str), orgs["kind"].astype(str), strict=True))
-    anon = anonymize(eligible, hierarchies(kinds), k, max_suppression)
+    regions = eligible["region_code"].astype("string").value_counts()
+    anon = anonymize(eligible, hierarchies(kinds, regions, k), k, max_suppression)
     kept = eligible.loc[anon.frame.index]
     pids = _pseudonyms(key, kept["participant_id"])
     participants = pd.DataFrame({"participant_id": pids.to_numpy()})

@@ -20,6 +20,8 @@ def resolve(
     window: Annotated[int, typer.Option(help="Neighbours compared per sorted block.")] = 8,
     merge_threshold: Annotated[float, typer.Option(help="Score from which pairs merge.")] = 8.0,
     review_threshold: Annotated[float, typer.Option(help="Score from which unmerged pairs go to review.")] = 5.5,
+    with_store: Annotated[bool, typer.Option(help="Match against the participants already in the store.")] = False,
+    store: Annotated[str | None, typer.Option(help="Store URL for --with-store (default: the embedded store).")] = None,
 ) -> None:
     """Merge the participant records of the datasets into persons (decisions in OUT are replayed)."""
     from recommender.aif.manifest import AifError
@@ -31,7 +33,7 @@ def resolve(
         fail(f"not a directory: {missing[0]}")
     try:
         cfg = ResolutionConfig(window=window, merge_threshold=merge_threshold, review_threshold=review_threshold)
-        emit_json(resolve_datasets(inputs, out, cfg))
+        emit_json(resolve_datasets(inputs, out, cfg, store=store, use_store=with_store))
     except (AifError, ValueError) as exc:
         fail(f"cannot resolve: {exc}")
 
@@ -52,11 +54,14 @@ def review(
     emit_json({"pairs": len(queue), "shown": json.loads(queue.head(limit).to_json(orient="records"))})
 
 
-def _decide(directory: Path, merge_id: str, action: str, by: str, reason: str) -> None:
+StoreOption = Annotated[str | None, typer.Option(help="Store URL when the run used --with-store.")]
+
+
+def _decide(directory: Path, merge_id: str, action: str, by: str, reason: str, store: str | None) -> None:
     from recommender.identity.pipeline import decide
 
     try:
-        emit_json(decide(directory, merge_id, action, actor=by, reason=reason))
+        emit_json(decide(directory, merge_id, action, actor=by, reason=reason, store=store))
     except (KeyError, ValueError, FileNotFoundError) as exc:
         fail(str(exc).strip("'\""))
 
@@ -67,9 +72,10 @@ def accept(
     merge_id: Annotated[str, typer.Argument(help="The pair's merge_id from review_queue.csv.")],
     by: Annotated[str, typer.Option(help="Who decided (goes to the audit trail).")] = "reviewer",
     reason: Annotated[str, typer.Option(help="Why (no personal data).")] = "",
+    store: StoreOption = None,
 ) -> None:
     """Merge a review pair and re-run the resolution."""
-    _decide(directory, merge_id, "accept", by, reason)
+    _decide(directory, merge_id, "accept", by, reason, store)
 
 
 @app.command()
@@ -78,9 +84,10 @@ def reject(
     merge_id: Annotated[str, typer.Argument(help="The pair's merge_id from review_queue.csv.")],
     by: Annotated[str, typer.Option(help="Who decided (goes to the audit trail).")] = "reviewer",
     reason: Annotated[str, typer.Option(help="Why (no personal data).")] = "",
+    store: StoreOption = None,
 ) -> None:
     """Rule a review pair out (never merged) and re-run the resolution."""
-    _decide(directory, merge_id, "reject", by, reason)
+    _decide(directory, merge_id, "reject", by, reason, store)
 
 
 @app.command()
@@ -89,6 +96,7 @@ def undo(
     merge_id: Annotated[str, typer.Argument(help="The merge_id from merges.csv.")],
     by: Annotated[str, typer.Option(help="Who decided (goes to the audit trail).")] = "reviewer",
     reason: Annotated[str, typer.Option(help="Why (no personal data).")] = "",
+    store: StoreOption = None,
 ) -> None:
     """Take back an automatic merge and re-run the resolution; the audit trail keeps both."""
-    _decide(directory, merge_id, "undo", by, reason)
+    _decide(directory, merge_id, "undo", by, reason, store)

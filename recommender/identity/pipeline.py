@@ -73,6 +73,15 @@ def records_from_participants(participants: pd.DataFrame, source: str) -> pd.Dat
     })
 
 
+def _write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """CSV through Arrow: millions of merge rows in seconds."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    pacsv.write_csv(table, path, write_options=pacsv.WriteOptions(quoting_style="needed"))
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -106,8 +115,13 @@ def _most_common(frame: pd.DataFrame, key: str, column: str) -> pd.Series:
     return pd.Series(best[column].to_numpy(), index=best[key].to_numpy()).astype(frame[column].dtype)
 
 
-def merge_tables(datasets: Sequence[Any], resolution: Resolution) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
-    """One AIF dataset of the inputs with participants replaced by the resolved persons."""
+def merge_tables(
+    datasets: Sequence[Any], resolution: Resolution, anchored: set[str] | frozenset[str] = frozenset()
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """One AIF dataset of the inputs with participants replaced by the resolved persons.
+
+    `anchored` are stored participant ids: records resolved to them count as merged, not loaded.
+    """
     mapping = pd.Series(resolution.participant_ids, index=resolution.record_ids)
     tables: dict[str, pd.DataFrame] = {}
     counts: dict[str, dict[str, int]] = {}
@@ -133,7 +147,9 @@ def merge_tables(datasets: Sequence[Any], resolution: Resolution) -> tuple[dict[
             merged[column] = _most_common(people, "participant_id", column).reindex(ids).to_numpy()
             merged[column] = merged[column].astype(people[column].dtype)
     tables["participants"] = merged
-    counts["participants"] = {"read": len(people), "loaded": len(merged), "merged": len(people) - len(merged)}
+    new = int((~merged["participant_id"].astype(str).isin(anchored)).sum())
+    counts["participants"] = {"read": len(people), "loaded": new, "merged": len(people) - new,
+                              "matched_stored_participants": len(merged) - new}
 
     ach = pd.concat([d.tables["achievements"] for d in datasets if "achievements" in d.tables], ignore_index=True)
     ach = ach.drop(columns=["extra"], errors="ignore")
@@ -151,36 +167,55 @@ def merge_tables(datasets: Sequence[Any], resolution: Resolution) -> tuple[dict[
 
 
 def resolve_datasets(
-    inputs: Sequence[Path], out_dir: Path, cfg: ResolutionConfig | None = None, *, actor: str = "resolve"
+    inputs: Sequence[Path],
+    out_dir: Path,
+    cfg: ResolutionConfig | None = None,
+    *,
+    store: str | None = None,
+    use_store: bool = False,
+    actor: str = "resolve",
 ) -> dict[str, Any]:
-    """Resolve the AIF datasets `inputs` into `out_dir` (see the module docstring); returns the report."""
+    """Resolve the AIF datasets `inputs` into `out_dir` (see the module docstring); returns the report.
+
+    With `use_store`, the participants already in the store at `store` (None: the default store)
+    take part as anchors: a person found there keeps the stored participant id, so ingesting the
+    result merges the new achievements into that participant instead of creating another one.
+    """
     cfg = cfg or ResolutionConfig()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     datasets = [read_dataset(Path(p)) for p in inputs]
-    records = pd.concat(
-        [records_from_participants(d.tables["participants"], d.source) for d in datasets if "participants" in d.tables],
-        ignore_index=True,
-    )
+    parts = [
+        records_from_participants(d.tables["participants"], d.source) for d in datasets if "participants" in d.tables
+    ]
+    if use_store:
+        from recommender.identity.stored import stored_records
+
+        parts.insert(0, stored_records(store))
+    records = pd.concat(parts, ignore_index=True)
+    anchors = (records[SOURCE] == "store").to_numpy() if use_store else None
     decisions = load_decisions(out_dir)
-    resolution = resolve(records, cfg, decisions)
-    tables, counts = merge_tables(datasets, resolution)
+    resolution = resolve(records, cfg, decisions, anchors)
+    stored_ids = set(records.loc[anchors, RECORD_ID]) if anchors is not None else set()
+    tables, counts = merge_tables(datasets, resolution, anchored=stored_ids)
     exported = max((str(d.manifest.get("exported_at", "")) for d in datasets), default="") or None
     write_dataset(out_dir / "aif", tables, {"source": "resolved", "exported_at": exported}, fmt="csv")
 
     record_map = resolution.record_map()
     record_map.insert(1, SOURCE, records[SOURCE].to_numpy())
-    record_map.to_csv(out_dir / "record_map.csv", index=False, lineterminator="\n")
-    resolution.merges.to_csv(out_dir / "merges.csv", index=False, lineterminator="\n")
-    resolution.review_queue.to_csv(out_dir / "review_queue.csv", index=False, lineterminator="\n")
+    _write_csv(record_map, out_dir / "record_map.csv")
+    _write_csv(resolution.merges, out_dir / "merges.csv")
+    _write_csv(resolution.review_queue, out_dir / "review_queue.csv")
     input_quarantine = {
         d.source: int(d.quarantine["line"].nunique()) if len(d.quarantine) else 0 for d in datasets
     }
     report: dict[str, Any] = {
         "inputs": [str(Path(p).resolve()) for p in inputs],
+        "use_store": use_store,
+        "stored_records": int(anchors.sum()) if anchors is not None else 0,
         "config": cfg.model_dump(),
         "records": len(records),
-        "participants": len(np.unique(resolution.participant_ids)),
+        "participants": int(pd.Series(resolution.participant_ids).nunique()),
         "candidate_pairs": resolution.candidate_pairs,
         "merges": len(resolution.merges),
         "review_queue": len(resolution.review_queue),
@@ -210,11 +245,14 @@ def _find_pair(out_dir: Path, merge_id: str) -> tuple[str, str, str]:
     raise KeyError(f"no merge or review pair {merge_id} in {out_dir}")
 
 
-def decide(out_dir: Path, merge_id: str, action: str, *, actor: str, reason: str = "") -> dict[str, Any]:
+def decide(
+    out_dir: Path, merge_id: str, action: str, *, actor: str, reason: str = "", store: str | None = None
+) -> dict[str, Any]:
     """Record a decision on a merge or review pair (`accept`, `reject`, `undo`) and re-run the resolution.
 
     `undo` takes back an automatic merge: the two records are never merged again unless accepted
-    later. The decision and its outcome go to the audit trail; the run is replayed from the inputs.
+    later. The decision and its outcome go to the audit trail; the run is replayed from the inputs
+    (and, when the run used the store, from the store at `store`; its URL is never written down).
     """
     out_dir = Path(out_dir)
     if action not in ("accept", "reject", "undo"):
@@ -227,7 +265,7 @@ def decide(out_dir: Path, merge_id: str, action: str, *, actor: str, reason: str
                                   "by": actor, "reason": reason})
     state = json.loads((out_dir / RESOLUTION).read_text(encoding="utf-8"))
     report = resolve_datasets([Path(p) for p in state["inputs"]], out_dir, ResolutionConfig(**state["config"]),
-                              actor=actor)
+                              store=store, use_store=bool(state.get("use_store")), actor=actor)
     after = pd.read_csv(out_dir / "record_map.csv", dtype=str).set_index(RECORD_ID)["participant_id"]
     together = bool(after.get(left) == after.get(right))
     outcome = {

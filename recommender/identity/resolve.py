@@ -3,9 +3,11 @@
 A record is one person as one source row saw them (names, birth date, region, school, e-mail).
 Candidate pairs come from sorted-neighbourhood blocking on several keys, so the work grows with
 the number of records, not its square; each pair gets a log-likelihood style score from the
-agreement of its fields and a confidence in [0, 1]; pairs above the merge threshold are merged by
-connected components, pairs in the grey zone go to the review queue. Reviewer decisions (accept,
-reject, undo a merge) are constraints of the next run, so every merge can be taken back.
+agreement of its fields and a calibrated confidence in [0, 1]; pairs above the merge threshold are
+merged greedily, best first, unless the two groups hold conflicting facts (birth dates, patronymics,
+regions: namesakes), and pairs in the grey zone or refused for a conflict go to the review queue.
+Reviewer decisions (accept, reject, undo a merge) are constraints of the next run, so every merge
+can be taken back.
 """
 
 from __future__ import annotations
@@ -87,7 +89,7 @@ class Resolution:
 def pair_id(left: str, right: str) -> str:
     """Stable id of an unordered record pair (the audit trail refers to merges by it)."""
     a, b = (left, right) if left <= right else (right, left)
-    return "M" + hashlib.sha1(f"{a}\x1f{b}".encode()).hexdigest()[:16]
+    return f"{a}~{b}"
 
 
 def participant_id_for(record_ids: Iterable[str]) -> str:
@@ -190,7 +192,6 @@ def _neighbours(block: np.ndarray, order: np.ndarray, window: int) -> tuple[np.n
 
 def _candidates(f: _Features, window: int) -> tuple[np.ndarray, np.ndarray]:
     """Distinct candidate pairs (i < j) from every blocking key."""
-    none = np.full(f.n, 0, dtype=np.int64)
     passes = (
         (f.email, f.sorted_name),  # the same address
         (f.day, f.sorted_name),  # the same birth date, neighbouring names (typos after the first letters)
@@ -202,10 +203,11 @@ def _candidates(f: _Features, window: int) -> tuple[np.ndarray, np.ndarray]:
     )
     keys = []
     for block, order in passes:
-        left, right = _neighbours(block, order + none, window)
+        left, right = _neighbours(block, order, window)
         lo, hi = np.minimum(left, right), np.maximum(left, right)
         keys.append(lo * f.n + hi)
-    unique = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
+    unique = np.sort(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
+    unique = unique[np.r_[True, unique[1:] != unique[:-1]]] if len(unique) else unique
     return unique // f.n, unique % f.n
 
 
@@ -252,16 +254,12 @@ def _score(f: _Features, i: np.ndarray, j: np.ndarray, workers: int) -> pd.DataF
         return _similarity(f.keys, x, y, workers)
 
     def pair_mean(s1: np.ndarray, s2: np.ndarray) -> np.ndarray:
-        both = np.nanmean(np.stack([s1, s2]), axis=0) if len(s1) else s1
-        return both
+        """Mean of the two name similarities, or the one that is known (NaN when neither is)."""
+        return np.where(np.isnan(s1), s2, np.where(np.isnan(s2), s1, (s1 + s2) / 2))
 
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: no name at all
-            straight = pair_mean(sim(f.a[i], f.a[j]), sim(f.b[i], f.b[j]))
-            swapped = pair_mean(sim(f.a[i], f.b[j]), sim(f.b[i], f.a[j]))
+    # Names are compared in both orders: sources swap first and last names.
+    straight = pair_mean(sim(f.a[i], f.a[j]), sim(f.b[i], f.b[j]))
+    swapped = pair_mean(sim(f.a[i], f.b[j]), sim(f.b[i], f.a[j]))
     name = np.fmax(straight, swapped)
     name = np.where(np.isnan(name), 0.0, name)
     middle = sim(f.m[i], f.m[j])
@@ -315,9 +313,16 @@ def _promising(f: _Features, i: np.ndarray, j: np.ndarray) -> np.ndarray:
 
 
 def resolve(
-    records: pd.DataFrame, cfg: ResolutionConfig | None = None, decisions: Sequence[Decision] = ()
+    records: pd.DataFrame,
+    cfg: ResolutionConfig | None = None,
+    decisions: Sequence[Decision] = (),
+    anchors: np.ndarray | None = None,
 ) -> Resolution:
-    """Cluster `records` (RECORD_COLUMNS) into participants under the reviewer `decisions`."""
+    """Cluster `records` (RECORD_COLUMNS) into participants under the reviewer `decisions`.
+
+    `anchors` marks records that are participants already in the store (their record id is the
+    participant id): a cluster holding one keeps its id, and two are never merged into one.
+    """
     cfg = cfg or ResolutionConfig()
     missing = [c for c in RECORD_COLUMNS if c not in records.columns]
     if missing:
@@ -345,7 +350,8 @@ def resolve(
     pairs = pairs[pairs["decision"] != ""].reset_index(drop=True)
     decided = pairs["decided_by"].to_numpy(dtype=object)
 
-    labels, refused = _cluster(f, pairs, decided)
+    anchored = np.zeros(n, dtype=bool) if anchors is None else np.asarray(anchors, dtype=bool)
+    labels, refused = _cluster(f, pairs, decided, anchored)
     # A merge that would put two people with conflicting facts together waits for a reviewer instead.
     pairs.loc[refused, "decision"] = REVIEW
     pairs["conflict"] = refused
@@ -359,6 +365,11 @@ def resolve(
     smallest = frame.groupby("label")["record"].min()
     ids = np.array([participant_id_for([r]) for r in smallest.to_numpy()], dtype=object)
     participant_ids = ids[np.searchsorted(smallest.index.to_numpy(), labels)]
+    if anchored.any():
+        # A cluster with a stored participant keeps that participant's id (at most one per cluster).
+        stored = pd.Series(record_ids[anchored], index=labels[anchored])
+        mapped = stored[~stored.index.duplicated()].reindex(labels).to_numpy(dtype=object)
+        participant_ids = np.where(pd.isna(mapped), participant_ids, mapped)
     confidence = np.ones(n)
     if len(merged):
         conf = merged["confidence"].to_numpy()
@@ -369,7 +380,9 @@ def resolve(
     right = record_ids[pairs["j"].to_numpy()]
     pairs.insert(0, "right", pd.array(right, dtype="string"))
     pairs.insert(0, "left", pd.array(left, dtype="string"))
-    pairs.insert(0, "merge_id", [pair_id(a, b) for a, b in zip(left, right, strict=True)])
+    lo = np.where(left <= right, left, right)
+    hi = np.where(left <= right, right, left)
+    pairs.insert(0, "merge_id", pd.Series(lo, dtype="string") + "~" + pd.Series(hi, dtype="string"))
     pairs = pairs.drop(columns=["i", "j"])
     return Resolution(record_ids, participant_ids, confidence, pairs, candidate_pairs)
 
@@ -383,9 +396,11 @@ class _Clusters:
     from chaining two children into one.
     """
 
-    def __init__(self, f: _Features):
+    def __init__(self, f: _Features, anchors: np.ndarray):
         self.f = f
         self.parent = list(range(f.n))
+        # Participants already in the store: two of them are never merged here (the store keeps both).
+        self.anchored = set(np.flatnonzero(anchors).tolist())
         self.births: dict[int, tuple[int, ...]] = {}
         self.middles: dict[int, tuple[int, ...]] = {}
         self.regions: dict[int, tuple[int, ...]] = {}
@@ -408,6 +423,8 @@ class _Clusters:
         return self.births[root], self.middles[root], self.regions[root]
 
     def conflict(self, a: int, b: int) -> bool:
+        if a in self.anchored and b in self.anchored:
+            return True
         ba, ma, ra = self._facts(a)
         bb, mb, rb = self._facts(b)
         if ra and rb and not set(ra) & set(rb):
@@ -425,6 +442,9 @@ class _Clusters:
     def union(self, a: int, b: int) -> None:
         facts_a, facts_b = self._facts(a), self._facts(b)
         self.parent[b] = a
+        if b in self.anchored:
+            self.anchored.discard(b)
+            self.anchored.add(a)
         for store, x, y in zip((self.births, self.middles, self.regions), facts_a, facts_b, strict=True):
             store[a] = tuple(sorted(set(x) | set(y))) if y else x
             del store[b]
@@ -439,7 +459,9 @@ def _near_day_numbers(x: int, y: int) -> bool:
     )
 
 
-def _cluster(f: _Features, pairs: pd.DataFrame, decided: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _cluster(
+    f: _Features, pairs: pd.DataFrame, decided: np.ndarray, anchors: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Cluster label of every record, and which merge pairs were refused for a conflict."""
     merge = pairs["decision"].to_numpy(dtype=object) == MERGE
     accepted = decided == "accept"
@@ -447,7 +469,7 @@ def _cluster(f: _Features, pairs: pd.DataFrame, decided: np.ndarray) -> tuple[np
     priority = np.where(accepted, np.inf, pairs["score"].to_numpy(dtype=np.float64))
     order = np.flatnonzero(merge)
     order = order[np.argsort(-priority[order], kind="stable")]
-    clusters = _Clusters(f)
+    clusters = _Clusters(f, anchors)
     refused = np.zeros(len(pairs), dtype=bool)
     left = pairs["i"].to_numpy()
     right = pairs["j"].to_numpy()

@@ -202,3 +202,43 @@ def test_synthetic_sources_are_messy_and_fully_labelled(sources: Path) -> None:
     olympiad_truth = truth[truth["record_id"].str.startswith(Path(OLYMPIAD_FILE).stem)].reset_index(drop=True)
     keyed = pd.DataFrame({"p": olympiad_truth["participant_id"], "e": sheet["Олимпиада"], "s": sheet["Этап"]})
     assert keyed.duplicated().any()
+
+
+def test_new_sources_merge_into_participants_already_in_the_store(
+    sources: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TRAJECTORY_STORE", raising=False)
+    monkeypatch.delenv("TRAJECTORY_SNAPSHOT_DIR", raising=False)
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    runner = CliRunner()
+    olympiad = sources / "aif" / Path(OLYMPIAD_FILE).stem
+    first = runner.invoke(cli, ["identity", "resolve", str(olympiad), "--out", str(tmp_path / "r1")])
+    assert first.exit_code == 0, first.output
+    assert runner.invoke(cli, ["ingest", str(tmp_path / "r1" / "aif"), "--store", store]).exit_code == 0
+
+    others = [str(sources / "aif" / Path(f).stem) for f in (HACKATHON_FILE, COURSE_FILE)]
+    second = runner.invoke(cli, ["identity", "resolve", *others, "--out", str(tmp_path / "r2"), "--with-store",
+                                 "--store", store])
+    assert second.exit_code == 0, second.output
+    report = json.loads(second.stdout)
+    counts = report["tables"]["participants"]
+    assert counts["matched_stored_participants"] > 0
+    assert counts["read"] == counts["loaded"] + counts["merged"]
+
+    # Records matched to a stored participant are the person that participant was made from.
+    truth = pd.read_csv(sources / "sources" / TRUTH_FILE, dtype=str).set_index("record_id")["participant_id"]
+    first_map = pd.read_csv(tmp_path / "r1" / "record_map.csv", dtype=str)
+    person_of_stored = first_map.assign(person=truth.reindex(first_map["record_id"]).to_numpy()).groupby(
+        "participant_id")["person"].agg(lambda s: s.mode().iloc[0])
+    second_map = pd.read_csv(tmp_path / "r2" / "record_map.csv", dtype=str)
+    new = second_map[second_map["source"] != "store"]
+    matched = new[new["participant_id"].isin(person_of_stored.index)]
+    assert len(matched) > 0.3 * len(new)
+    expected = person_of_stored.reindex(matched["participant_id"]).to_numpy()
+    assert (expected == truth.reindex(matched["record_id"]).to_numpy()).mean() >= 0.99
+
+    ingest = runner.invoke(cli, ["ingest", str(tmp_path / "r2" / "aif"), "--store", store])
+    assert ingest.exit_code == 0, ingest.output
+    loaded = json.loads(ingest.stdout)["reports"][0]["tables"]["participants"]
+    assert loaded["merged"] == counts["matched_stored_participants"]

@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -18,7 +19,7 @@ from recommender.synth.config import SynthConfig
 from recommender.synth.dates import to_day
 from recommender.synth.generate import generate_world
 from recommender.synth.simulate import simulate
-from recommender.synth.truth import load_truth
+from recommender.synth.truth import Truth, load_truth
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +29,21 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def truth_indicators(world: Path, year: int) -> dict[str, object]:
-    """The indicators straight from the simulation's own arrays (no AIF file is read)."""
+@pytest.fixture(scope="module")
+def tables(world: Path) -> dict[str, pd.DataFrame]:
+    return read_dataset(world / "aif").tables
+
+
+@pytest.fixture(scope="module")
+def truth(world: Path) -> tuple[Truth, np.ndarray]:
+    """The ground truth and the mentors' tech-leader flags (the world re-simulated from its config)."""
     t = load_truth(world)
+    return t, simulate(t.config).mentors.tech_leader
+
+
+def truth_indicators(truth: tuple[Truth, np.ndarray], year: int) -> dict[str, object]:
+    """The indicators straight from the simulation's own arrays (no AIF file is read)."""
+    t, tech_leader = truth
     h, ev = t.history, t.events
     end_day = to_day(t.config.end_date)
     pending = ev.end[h.reg_event] >= end_day
@@ -61,7 +74,7 @@ def truth_indicators(world: Path, year: int) -> dict[str, object]:
     mentored = teams[(teams["mentor_idx"] >= 0) & starts[teams["event_idx"].to_numpy()]]
     per_mentor = mentored.groupby("mentor_idx")["event_idx"].nunique()
     active = per_mentor[per_mentor >= 2].index.to_numpy()
-    leaders = int(simulate(t.config).mentors.tech_leader[active].sum())
+    leaders = int(tech_leader[active].sum())
     return {
         "participants_in_data_environment": len(set(person[in_year].tolist())),
         "permanent_participants": sum(1 for s in dates_per_person.values() if len(s) >= 2),
@@ -78,17 +91,20 @@ def truth_indicators(world: Path, year: int) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("year", [2023, 2024])
-def test_indicators_agree_with_ground_truth(world: Path, year: int) -> None:
-    tables = read_dataset(world / "aif").tables
+def test_indicators_agree_with_ground_truth(
+    tables: dict[str, pd.DataFrame], truth: tuple[Truth, np.ndarray], year: int
+) -> None:
     got = roadmap_indicators(tables, year)["indicators"]
-    expected = truth_indicators(world, year)
+    expected = truth_indicators(truth, year)
     assert got == expected
     # The world is big enough for every indicator to say something.
     assert got["permanent_participants"] > 0 and got["events_100_plus"] > 0
     assert got["mentors_active_2plus_events"] > 0 and got["prize_winners_with_benefits"] > 0
 
 
-def test_cli_writes_json_and_report_without_personal_data(world: Path, tmp_path: Path) -> None:
+def test_cli_writes_json_and_report_without_personal_data(
+    world: Path, tables: dict[str, pd.DataFrame], tmp_path: Path
+) -> None:
     result = CliRunner().invoke(cli, ["indicators", "--year", "2024", "--data", str(world / "aif"),
                                       "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
@@ -96,20 +112,21 @@ def test_cli_writes_json_and_report_without_personal_data(world: Path, tmp_path:
     assert payload["year"] == 2024 and payload["indicators"]["participants_in_data_environment"] > 0
     for name in ("indicators.json", "indicators.png", "indicators.html"):
         assert (tmp_path / name).stat().st_size > 0
-    people = read_dataset(world / "aif").tables["participants"]
+    people = tables["participants"]
     page = (tmp_path / "indicators.html").read_text(encoding="utf-8") + (tmp_path / "indicators.json").read_text(
         encoding="utf-8")
     for value in people["last_name"].head(50).tolist() + people["email"].head(50).tolist():
         assert str(value) not in page
 
 
-def test_year_without_data_gives_zeros(world: Path) -> None:
-    got = roadmap_indicators(read_dataset(world / "aif").tables, 1990)["indicators"]
+def test_year_without_data_gives_zeros(tables: dict[str, pd.DataFrame]) -> None:
+    got = roadmap_indicators(tables, 1990)["indicators"]
     assert got["participants_in_data_environment"] == 0 and got["tech_leader_share"] is None
 
 
-def test_store_and_dataset_give_the_same_indicators(world: Path, tmp_path: Path,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_store_and_dataset_give_the_same_indicators(
+    world: Path, tables: dict[str, pd.DataFrame], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("TRAJECTORY_STORE", raising=False)
     monkeypatch.delenv("TRAJECTORY_SNAPSHOT_DIR", raising=False)
@@ -118,5 +135,5 @@ def test_store_and_dataset_give_the_same_indicators(world: Path, tmp_path: Path,
     assert runner.invoke(cli, ["ingest", str(world / "aif"), "--store", store]).exit_code == 0
     from_store = runner.invoke(cli, ["indicators", "--year", "2024", "--store", store])
     assert from_store.exit_code == 0, from_store.output
-    expected = roadmap_indicators(read_dataset(world / "aif").tables, 2024)["indicators"]
+    expected = roadmap_indicators(tables, 2024)["indicators"]
     assert json.loads(from_store.stdout)["indicators"] == expected

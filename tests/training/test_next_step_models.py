@@ -11,16 +11,25 @@ from recommender.graph import AchievementsGraph
 from recommender.models import EventRecommender
 from tests.tiny import tiny_tables
 from training.als import AlsConfig, AlsRecommender
+from training.bpr import BprConfig, BprRecommender
+from training.content import ContentRecommender
+from training.item_knn import ItemKnnConfig, ItemKnnRecommender
 from training.popularity import PopularityRecommender
+from training.sequential import SequentialConfig, SequentialRecommender
 
 AS_OF = "2025-01-10"
 MODELS = [
     lambda: PopularityRecommender(),
     lambda: AlsRecommender(AlsConfig(factors=4, iterations=3, seed=1)),
+    lambda: BprRecommender(BprConfig(factors=4, iterations=5, seed=1)),
+    lambda: ItemKnnRecommender(ItemKnnConfig(neighbours=3)),
+    lambda: ItemKnnRecommender(ItemKnnConfig(weighting="bm25")),
+    lambda: ContentRecommender(),
+    lambda: SequentialRecommender(SequentialConfig(d_model=8, epochs=2, negatives=4, seed=1)),
 ]
 
 
-@pytest.fixture(params=MODELS, ids=["popularity", "als"])
+@pytest.fixture(params=MODELS, ids=["popularity", "als", "bpr", "item_knn", "item_knn_bm25", "content", "sequential"])
 def model(request: pytest.FixtureRequest) -> EventRecommender:
     return request.param()
 
