@@ -98,7 +98,7 @@ def _rows_normalized(m: sp.csr_matrix, norm: str = "l1") -> sp.csr_matrix:
 def build_context(graph: AchievementsGraph, as_of: pd.Timestamp | str) -> RankingContext:
     """Per-participant and per-event state from the graph's rows dated before `as_of`."""
     now = to_timestamp(as_of)
-    g = graph if graph.cutoff is not None and graph.cutoff <= now else graph.as_of(now)
+    g = graph if graph.known_before(now) else graph.as_of(now)
     a = g.achievements
     n_p, n_e = g.n_participants, g.n_events
     p_idx = a["participant_idx"].to_numpy()

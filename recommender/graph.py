@@ -161,6 +161,21 @@ class AchievementsGraph:
     def competence_index(self) -> pd.Index:
         return pd.Index(self.competences[Columns.Competence].astype(str))
 
+    @cached_property
+    def latest_date(self) -> pd.Timestamp | None:
+        """Date of the newest achievement (None for an empty graph)."""
+        if not len(self.achievements):
+            return None
+        return pd.Timestamp(self.achievements[Columns.Date].max())
+
+    def known_before(self, when: date | str | pd.Timestamp) -> bool:
+        """True when the graph holds nothing dated at or after `when`: cutting it there would change nothing
+        about achievements (events are all treated as announced)."""
+        cut = to_timestamp(when)
+        if self.cutoff is not None:
+            return self.cutoff <= cut
+        return self.latest_date is None or self.latest_date < cut
+
     @property
     def n_participants(self) -> int:
         return len(self.participants)

@@ -99,7 +99,7 @@ class EventRecommender(ABC):
         if g is None:
             raise RuntimeError(f"{type(self).__name__} has no graph: fit it or pass graph=")
         now = to_timestamp(as_of)
-        if g.cutoff is None or g.cutoff > now:
+        if not g.known_before(now):
             g = g.as_of(now)
         positions = g.participant_positions(list(participant_ids))
         known = positions >= 0
