@@ -72,6 +72,8 @@ def eligibility_mask(
     as_of: date | str | pd.Timestamp,
     participant_positions: np.ndarray,
     event_positions: np.ndarray,
+    *,
+    check_stage: bool = True,
 ) -> np.ndarray:
     """Boolean [participants x events]: may this participant take this (open) event?
 
@@ -113,7 +115,7 @@ def eligibility_mask(
     pe = graph.participant_event()[p][:, e]
     mask &= pe.toarray() == 0
 
-    if Columns.ParentEvent in ev.columns:
+    if check_stage and Columns.ParentEvent in ev.columns:
         parents = graph.event_index.get_indexer(ev[Columns.ParentEvent].astype("string").fillna(""))
         staged = np.flatnonzero(parents >= 0)
         has_parent_id = ev[Columns.ParentEvent].notna().to_numpy()

@@ -118,6 +118,14 @@ class EventRecommender(ABC):
         out = pd.concat(frames, ignore_index=True)
         return out if len(out) else empty_recommendations()
 
+    def score_events(
+        self, graph: AchievementsGraph, participant: int, events: np.ndarray, as_of: date | str | pd.Timestamp
+    ) -> np.ndarray:
+        """Raw scores of given events for one participant (position), rules not applied: for planners."""
+        allowed = np.ones((1, len(events)), dtype=bool)
+        scores = self._score(graph, np.asarray([participant]), np.asarray(events), to_timestamp(as_of), allowed)
+        return np.asarray(scores, dtype=np.float64)[0]
+
     # ---- persistence --------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

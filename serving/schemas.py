@@ -50,3 +50,22 @@ class HealthOut(BaseModel):
     models: list[ModelStatus]
     participants: int
     events: int
+
+
+class TrajectoryStepOut(BaseModel):
+    event_id: str
+    title: str
+    start_date: date
+    level: str
+    format: str
+    p_qualify: float = Field(..., description="chance of a finalist-or-better result at this step")
+    counts_for_goal: bool
+    reason: str
+
+
+class TrajectoryOut(BaseModel):
+    participant_id: str
+    goal: str = Field(..., examples=["level:national", "competence:robotics:regional", "program:PRG001"])
+    as_of: date
+    probability: float = Field(..., description="chance of reaching the goal by following the plan")
+    steps: list[TrajectoryStepOut]

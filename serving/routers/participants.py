@@ -9,8 +9,10 @@ from fastapi import APIRouter, Query
 from recommender.columns import EVENT_FORMATS
 from serving.deps import SettingsDep, StateDep
 from serving.errors import ApiError
-from serving.schemas import ErrorOut, NextStepsOut
+from serving.schemas import ErrorOut, NextStepsOut, TrajectoryOut
 from serving.services.next_steps import UnknownParticipant, next_steps
+from serving.services.trajectory import trajectory
+from training.trajectory import GoalError
 
 router = APIRouter(prefix="/v1/participants", tags=["participants"])
 
@@ -41,3 +43,24 @@ def get_next_steps(
         )
     except UnknownParticipant:
         raise ApiError(404, "participant_not_found", f"participant {participant_id!r} is not known") from None
+
+
+@router.get(
+    "/{participant_id}/trajectory",
+    response_model=TrajectoryOut,
+    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+)
+def get_trajectory(
+    participant_id: str,
+    state: StateDep,
+    goal: Annotated[str, Query(description="level:<level>, competence:<id>[:<level>] or program:<id>",
+                               examples=["level:national"])],
+    horizon_days: Annotated[int, Query(ge=7, le=730, description="plan events starting within")] = 270,
+) -> TrajectoryOut:
+    """A dated plan of events toward a goal, stages in order, with the chance of reaching it."""
+    try:
+        return trajectory(state, participant_id, goal, horizon_days)
+    except UnknownParticipant:
+        raise ApiError(404, "participant_not_found", f"participant {participant_id!r} is not known") from None
+    except GoalError as exc:
+        raise ApiError(422, "invalid_goal", str(exc)) from None

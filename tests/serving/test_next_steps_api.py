@@ -58,3 +58,22 @@ def test_health_reports_model_and_degradation(client: TestClient) -> None:
                             ["champion model 'next-steps' unavailable"], date(2025, 1, 10))
     body = TestClient(create_app(Settings(), state=fallback)).get("/v1/health").json()
     assert body["degraded"] is True and body["status"] == "degraded" and body["reasons"]
+
+
+def test_trajectory_plans_the_next_stage_in_order(client: TestClient) -> None:
+    r = client.get("/v1/participants/p1/trajectory", params={"goal": "level:regional"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    ids = [s["event_id"] for s in body["steps"]]
+    assert "e_reg_final" in ids  # p1 qualified at the 2024 school stage
+    dates = [s["start_date"] for s in body["steps"]]
+    assert dates == sorted(dates)
+    assert 0.0 < body["probability"] <= 1.0
+    # p3 lives in region 16: the Moscow hackathon is never planned for them.
+    r = client.get("/v1/participants/p3/trajectory", params={"goal": "competence:ai"})
+    assert "e_region77" not in [s["event_id"] for s in r.json()["steps"]]
+
+
+def test_trajectory_rejects_unknown_goals(client: TestClient) -> None:
+    r = client.get("/v1/participants/p1/trajectory", params={"goal": "fame:lots"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_goal"
