@@ -57,28 +57,66 @@ def rows_normalized(m: sp.spmatrix) -> sp.csr_matrix:
 
 def recency_weights(graph: AchievementsGraph, as_of: pd.Timestamp | str, half_life_days: float) -> np.ndarray:
     """Weight of every achievement row: halves every `half_life_days` before `as_of`."""
-    age = (to_timestamp(as_of) - graph.achievements[Columns.Date]).dt.days.to_numpy(dtype=np.float64)
-    return np.power(0.5, np.maximum(age, 0.0) / half_life_days).astype(np.float32)
+    return recency_at(graph.achievements[Columns.Date].to_numpy(), as_of, half_life_days)
 
 
-def competence_profile(graph: AchievementsGraph, as_of: pd.Timestamp | str, half_life_days: float) -> sp.csr_matrix:
-    """Participants x competences: recency-weighted competence weights of the events taken, unit L2 rows."""
+def recency_at(dates: np.ndarray, as_of: pd.Timestamp | str, half_life_days: float) -> np.ndarray:
+    """Recency weight of each date: halves every `half_life_days` before `as_of`."""
+    age = (to_timestamp(as_of).to_datetime64() - dates) / np.timedelta64(1, "D")
+    return np.power(0.5, np.maximum(age.astype(np.float64), 0.0) / half_life_days).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ParticipantRows:
+    """The achievement rows of some participants and the output row each lands in."""
+
+    keep: np.ndarray  # bool mask over the graph's achievement rows
+    out: np.ndarray  # output row of every kept achievement row
+    height: int  # output rows
+    expand: np.ndarray | None  # output row of each requested participant (repeats allowed); None: all, in order
+
+    def finish(self, m: sp.csr_matrix) -> sp.csr_matrix:
+        return m if self.expand is None else sp.csr_matrix(m[self.expand])
+
+
+def participant_rows(graph: AchievementsGraph, participants: np.ndarray | None) -> ParticipantRows:
+    """Select the rows of `participants` (positions; None = everyone) so builders touch only those rows."""
+    p = graph.achievements["participant_idx"].to_numpy()
+    if participants is None:
+        return ParticipantRows(np.ones(len(p), dtype=bool), p.astype(np.int64), graph.n_participants, None)
+    unique, inverse = np.unique(np.asarray(participants, dtype=np.int64), return_inverse=True)
+    out_row = np.full(graph.n_participants, -1, dtype=np.int64)
+    out_row[unique] = np.arange(len(unique))
+    rows = out_row[p]
+    keep = rows >= 0
+    return ParticipantRows(keep, rows[keep], len(unique), inverse.ravel())
+
+
+def competence_profile(graph: AchievementsGraph, as_of: pd.Timestamp | str, half_life_days: float,
+                       participants: np.ndarray | None = None) -> sp.csr_matrix:
+    """Participants x competences: recency-weighted competence weights of the events taken, unit L2 rows.
+
+    Rows follow `participants` (positions) when given, else every participant of the graph.
+    """
     a = graph.achievements
+    sel = participant_rows(graph, participants)
     pe = sp.csr_matrix(
-        (recency_weights(graph, as_of, half_life_days), (a["participant_idx"].to_numpy(), a["event_idx"].to_numpy())),
-        shape=(graph.n_participants, graph.n_events),
+        (recency_at(a[Columns.Date].to_numpy()[sel.keep], as_of, half_life_days),
+         (sel.out, a["event_idx"].to_numpy()[sel.keep])),
+        shape=(sel.height, graph.n_events),
     )
-    return rows_normalized(pe @ graph.event_competence())
+    return sel.finish(rows_normalized(pe @ graph.event_competence()))
 
 
-def reached_levels(graph: AchievementsGraph) -> np.ndarray:
+def reached_levels(graph: AchievementsGraph, participants: np.ndarray | None = None) -> np.ndarray:
     """Highest level at which each participant reached a qualifying result; -1 when none."""
     a = graph.achievements
-    good = a[Columns.Result].isin(QUALIFYING_RESULTS).to_numpy()
+    sel = participant_rows(graph, participants)
+    good = a[Columns.Result].isin(QUALIFYING_RESULTS).to_numpy()[sel.keep]
     level = graph.events["level_rank"].to_numpy(dtype=np.int64)
-    reached = np.full(graph.n_participants, -1, dtype=np.int64)
-    np.maximum.at(reached, a["participant_idx"].to_numpy()[good], level[a["event_idx"].to_numpy()[good]])
-    return reached
+    reached = np.full(sel.height, -1, dtype=np.int64)
+    np.maximum.at(reached, sel.out[good], level[a["event_idx"].to_numpy()[sel.keep][good]])
+    return reached if sel.expand is None else reached[sel.expand]
 
 
 def borrowed_weights(
@@ -96,14 +134,18 @@ def borrowed_weights(
 
 
 def weighted_history(graph: AchievementsGraph, series: SeriesMap, as_of: pd.Timestamp | str,
-                     half_life_days: float) -> sp.csr_matrix:
-    """Participants x series, each participation weighted by its recency at `as_of` (unknown series left out)."""
+                     half_life_days: float, participants: np.ndarray | None = None) -> sp.csr_matrix:
+    """Participants x series, each participation weighted by its recency at `as_of` (unknown series left out).
+
+    Rows follow `participants` (positions) when given, else every participant of the graph.
+    """
     a = graph.achievements
-    s = series.of_event[a["event_idx"].to_numpy()]
+    sel = participant_rows(graph, participants)
+    s = series.of_event[a["event_idx"].to_numpy()[sel.keep]]
     known = s >= 0
     m = sp.csr_matrix(
-        (recency_weights(graph, as_of, half_life_days)[known], (a["participant_idx"].to_numpy()[known], s[known])),
-        shape=(graph.n_participants, series.n_series),
+        (recency_at(a[Columns.Date].to_numpy()[sel.keep][known], as_of, half_life_days), (sel.out[known], s[known])),
+        shape=(sel.height, series.n_series),
     )
     m.sum_duplicates()
-    return m
+    return sel.finish(m)

@@ -274,18 +274,25 @@ class AchievementsGraph:
         m.data[:] = 1.0
         return m
 
-    def series_keys(self) -> pd.Series:
-        """The recurring identity of each event: its series, or the event itself when it has none."""
+    @cached_property
+    def _series_keys(self) -> pd.Series:
         if Columns.Series in self.events.columns:
             return self.events[Columns.Series].astype("string").fillna(self.events[Columns.Event].astype("string"))
         return self.events[Columns.Event].astype("string")
 
+    def series_keys(self) -> pd.Series:
+        """The recurring identity of each event: its series, or the event itself when it has none."""
+        return self._series_keys
+
     def qualified(self) -> sp.csr_matrix:
         """Participants x events: 1 where the participant reached a qualifying result at that event."""
+        if "qualified" in self._cache:
+            return self._cache["qualified"]
         a = self.achievements[self.achievements[Columns.Result].isin(QUALIFYING_RESULTS)]
         m = sp.csr_matrix(
             (np.ones(len(a), np.float32), (a["participant_idx"].to_numpy(), a["event_idx"].to_numpy())),
             shape=(self.n_participants, self.n_events),
         )
         m.data[:] = 1.0
+        self._cache["qualified"] = m
         return m

@@ -94,7 +94,7 @@ class BprRecommender(EventRecommender):
         allowed: np.ndarray,
     ) -> np.ndarray:
         cfg = self.config
-        history = weighted_history(graph, self.series_.project(graph), as_of, cfg.half_life_days)[participants]
+        history = weighted_history(graph, self.series_.project(graph), as_of, cfg.half_life_days, participants)
         users = fold_in(history, self.item_factors_)
         scores = users @ self._item_factors(graph, events).T
         cold = np.asarray(history.sum(axis=1)).ravel() == 0

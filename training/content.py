@@ -11,8 +11,9 @@ from features.event_content import (
     FORMAT_CODES,
     competence_profile,
     event_attributes,
+    participant_rows,
     reached_levels,
-    recency_weights,
+    recency_at,
     rows_normalized,
 )
 from recommender.columns import Columns
@@ -55,11 +56,12 @@ class ContentRecommender(EventRecommender):
     def _format_share(self, graph: AchievementsGraph, participants: np.ndarray, as_of: pd.Timestamp) -> np.ndarray:
         a = graph.achievements
         formats = event_attributes(graph).format
-        m = sp.csr_matrix(
-            (recency_weights(graph, as_of, self.config.half_life_days),
-             (a["participant_idx"].to_numpy(), formats[a["event_idx"].to_numpy()])),
-            shape=(graph.n_participants, len(FORMAT_CODES)),
-        )[participants].toarray()
+        sel = participant_rows(graph, participants)
+        weights = recency_at(a[Columns.Date].to_numpy()[sel.keep], as_of, self.config.half_life_days)
+        m = sel.finish(sp.csr_matrix(
+            (weights, (sel.out, formats[a["event_idx"].to_numpy()[sel.keep]])),
+            shape=(sel.height, len(FORMAT_CODES)),
+        )).toarray()
         total = m.sum(axis=1, keepdims=True)
         return m / np.where(total > 0, total, 1.0)
 
@@ -69,10 +71,10 @@ class ContentRecommender(EventRecommender):
     ) -> np.ndarray:
         cfg = self.config
         attrs = event_attributes(graph)
-        profile = competence_profile(graph, as_of, cfg.half_life_days)[participants]
+        profile = competence_profile(graph, as_of, cfg.half_life_days, participants)
         fit = (profile @ rows_normalized(graph.event_competence()[events]).T).toarray()
         fmt = self._format_share(graph, participants, as_of)[:, attrs.format[events]]
-        target = reached_levels(graph)[participants] + 1
+        target = reached_levels(graph, participants) + 1
         gap = attrs.level[events][None, :] - target[:, None]
         level = cfg.level_above * np.maximum(gap, 0) + cfg.level_below * np.maximum(-gap, 0)
         popular = np.log1p(np.maximum(self.popularity_._score(graph, participants, events, as_of, allowed), 0.0))

@@ -112,7 +112,7 @@ class ItemKnnRecommender(EventRecommender):
         allowed: np.ndarray,
     ) -> np.ndarray:
         cfg = self.config
-        history = weighted_history(graph, self.series_.project(graph), as_of, cfg.half_life_days)[participants]
+        history = weighted_history(graph, self.series_.project(graph), as_of, cfg.half_life_days, participants)
         scores = np.asarray((history @ self.similarity_ @ self._target_columns(graph, events)).toarray())
         # Local popularity orders what co-participation cannot tell apart, and is all a newcomer gets.
         popular = self.fallback_._score(graph, participants, events, as_of, allowed)

@@ -18,10 +18,18 @@ from training.job import build_models, ranker
 
 
 def candidate_models(config: TrainConfig) -> dict[str, EventRecommender]:
-    """Baselines first, then every model of the config."""
+    """Baselines, each candidate generator alone, then the models the training job registers."""
+    from training.bpr import BprRecommender
+    from training.content import ContentRecommender
+    from training.item_knn import ItemKnnRecommender
+    from training.sequential import SequentialRecommender
+
+    generators: list[EventRecommender] = [BprRecommender(), ItemKnnRecommender(), ContentRecommender(),
+                                          SequentialRecommender()]
     return {
         RandomRecommender.name: RandomRecommender(RandomConfig(seed=config.seed)),
         GlobalPopularityRecommender.name: GlobalPopularityRecommender(),
+        **{g.name: g for g in generators},
         **build_models(config),
     }
 
@@ -32,6 +40,8 @@ def run_evaluation(
 ) -> pd.DataFrame:
     graph = AchievementsGraph.from_aif(data)
     split = temporal_split(graph, to_timestamp(cut), horizon_days)
+    if truth is not None:
+        split = with_true_registrations(split, Path(truth))
     if split.relevant.empty:
         raise ValueError(f"no participant took an event open at {split.cut.date()}: choose an earlier --as-of")
     participants = sample_participants(split, max_participants, config.seed)
@@ -49,6 +59,21 @@ def run_evaluation(
 
         rankers["oracle"] = oracle
     return side_by_side(split, rankers, k, participants)
+
+
+def with_true_registrations(split: TemporalSplit, truth: Path) -> TemporalSplit:
+    """A synthetic world knows when each registration was made: the next steps are the registrations
+    made in [cut, cut + horizon) for catalog events. AIF dates a finished event's achievement at the
+    event, so from AIF alone a registration made before the cut would count as a later step, one that
+    neither the oracle nor any model should be credited for."""
+    from dataclasses import replace
+
+    from recommender.synth.oracle import true_next_choices
+
+    steps = true_next_choices(truth, split.cut.date(), split.horizon_days)
+    catalog = set(split.train.event_index[_catalog(split)])
+    steps = steps[steps[Columns.Event].astype(str).isin(catalog)][[Columns.Participant, Columns.Event]]
+    return replace(split, relevant=steps.drop_duplicates().reset_index(drop=True))
 
 
 def _catalog(split: TemporalSplit) -> Any:
