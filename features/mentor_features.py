@@ -114,7 +114,7 @@ def reach_matrix(team_regions: np.ndarray, mentors: pd.DataFrame) -> np.ndarray:
 
 def mentor_load(teams: pd.DataFrame, mentors: pd.DataFrame, as_of: object) -> np.ndarray:
     """Teams each mentor already mentors at events not yet ended on `as_of` (these use up capacity)."""
-    cut = to_timestamp(as_of)  # type: ignore[arg-type]
+    cut = to_timestamp(as_of)
     active = teams[Columns.Mentor].notna() & (pd.to_datetime(teams["end_date"]) >= cut)
     pos = pd.Index(mentors[Columns.Mentor]).get_indexer(teams.loc[active, Columns.Mentor].astype(str))
     return np.bincount(pos[pos >= 0], minlength=len(mentors)).astype(np.int64)

@@ -27,6 +27,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "identity": ("recommender.identity.cli:app", "Resolve the same person across sources; review and undo merges."),
     "export": ("recommender.export.cli:app", "Export data for people outside the product (research)."),
     "indicators": ("recommender.indicators.cli:app", "Roadmap indicators of a year as JSON and a report."),
+    "mentors": ("training.mentors_cli:mentors_app", "Mentor assignment for an event or a region under capacities."),
+    "teams": ("training.teams_cli:teams_app", "Form an event's teams within its size limits."),
 }
 
 

@@ -35,8 +35,8 @@ class MentorConfig(BaseModel):
     fit_base: float = Field(0.5, ge=0, description="effect multiplier of a mentor whose competences miss the event")
     shrinkage: float = Field(3.0, ge=0, description="pseudo-teams pulling a track record to zero")
     min_effect: float = Field(0.02, gt=0, description="floor of a mentor's estimated effect")
-    candidates_per_team: int = Field(20, ge=1, description="best reachable mentors kept per urban team in the LP")
-    mentor_candidates: int = Field(4, ge=1, description="best teams kept per mentor in the LP, x its capacity")
+    candidates_per_team: int = Field(60, ge=1, description="best reachable mentors kept per urban team group in the LP")
+    mentor_candidates: int = Field(8, ge=1, description="best team groups per mentor in the LP (demand x capacity)")
 
 
 @dataclass
@@ -81,57 +81,80 @@ def solve_assignment(
     capacity: np.ndarray,
     priority: np.ndarray,
     *,
-    candidates_per_team: int = 20,
-    mentor_candidates: int = 4,
+    groups: np.ndarray | None = None,
+    candidates_per_team: int = 60,
+    mentor_candidates: int = 8,
 ) -> np.ndarray:
     """Mentor position of every team (-1: none) maximizing total benefit under capacities and reach.
 
     A bipartite b-matching solved as a linear program (its constraint matrix is totally unimodular, so
-    the simplex vertex is integral). Priority teams (rural) earn a bonus larger than any total benefit,
-    which makes the objective lexicographic: first as many priority teams served as capacity allows,
-    then the most benefit. Urban teams keep their best `candidates_per_team` mentors; priority teams
-    keep every reachable one, so none is left out while a reachable mentor has room.
+    the simplex vertex is integral). Teams in the same `groups` entry have identical benefit, reach and
+    priority rows and are solved as one demand node (a transportation problem), which keeps the LP small.
+    Priority teams (rural) earn a bonus larger than any total benefit, which makes the objective
+    lexicographic: first as many priority teams served as capacity allows, then the most benefit.
+    Each group keeps its best `candidates_per_team` mentors and each mentor its best groups (up to
+    `mentor_candidates` x its capacity in demand); priority groups keep every reachable mentor, so none
+    is left out while a reachable mentor has room.
     """
     n_t, n_m = benefit.shape
     capacity = np.maximum(np.asarray(capacity, dtype=np.int64), 0)
-    ok = reach & (capacity > 0)[None, :]
+    group = np.arange(n_t) if groups is None else np.asarray(pd.factorize(np.asarray(groups))[0], dtype=np.int64)
+    n_g = int(group.max()) + 1 if n_t else 0
+    first = np.full(n_g, n_t, dtype=np.int64)
+    np.minimum.at(first, group, np.arange(n_t))
+    demand = np.bincount(group, minlength=n_g)
+    g_benefit, g_priority = benefit[first], priority[first]
+    ok = reach[first] & (capacity > 0)[None, :]
     if n_t == 0 or not ok.any():
         return np.full(n_t, -1, dtype=np.int64)
-    score = np.where(ok, np.maximum(benefit, 1e-6), -np.inf)
+    score = np.where(ok, np.maximum(g_benefit, 1e-6), -np.inf)
+    keep = np.zeros_like(ok)
     k = min(candidates_per_team, n_m)
-    if k < n_m:
-        keep = np.zeros_like(ok)
-        np.put_along_axis(keep, np.argpartition(-score, k - 1, axis=1)[:, :k], True, axis=1)
-        # Each mentor also keeps its best teams (a few times its capacity), so that no capacity is
-        # stranded because every team's shortlist holds the same popular mentors.
-        per_mentor = np.minimum(np.maximum(mentor_candidates * capacity, mentor_candidates), n_t)
-        by_team = np.argsort(-score, axis=0, kind="stable")
-        keep[by_team, np.arange(n_m)[None, :]] |= np.arange(n_t)[:, None] < per_mentor[None, :]
-        keep |= priority[:, None]
-        keep &= ok
-    else:
-        keep = ok
+    np.put_along_axis(keep, np.argpartition(-score, k - 1, axis=1)[:, :k], True, axis=1)
+    # Each mentor also keeps its best groups, so that no capacity is stranded because every group's
+    # shortlist holds the same popular mentors.
+    by_group = np.argsort(-score, axis=0, kind="stable")
+    demand_before = np.cumsum(demand[by_group], axis=0) - demand[by_group]
+    keep[by_group, np.arange(n_m)[None, :]] |= demand_before < mentor_candidates * np.maximum(capacity, 1)[None, :]
+    keep |= g_priority[:, None]
+    keep &= ok
     rows, cols = np.nonzero(keep)
-    value = np.maximum(benefit[rows, cols], 1e-6)
+    value = np.maximum(g_benefit[rows, cols], 1e-6)
     bonus = 1.0 + float(value.max()) * n_t
-    gain = value + np.where(priority[rows], bonus, 0.0)
+    gain = value + np.where(g_priority[rows], bonus, 0.0)
     n_e = len(rows)
     edge = np.arange(n_e)
-    a_team = sp.csr_matrix((np.ones(n_e), (rows, edge)), shape=(n_t, n_e))
+    a_group = sp.csr_matrix((np.ones(n_e), (rows, edge)), shape=(n_g, n_e))
     a_mentor = sp.csr_matrix((np.ones(n_e), (cols, edge)), shape=(n_m, n_e))
-    res = linprog(
-        -gain,
-        A_ub=sp.vstack([a_team, a_mentor]).tocsr(),
-        b_ub=np.concatenate([np.ones(n_t), capacity.astype(float)]),
-        bounds=(0.0, 1.0),
-        method="highs-ds",
-    )
-    if res.status != 0:
-        raise RuntimeError(f"mentor assignment LP failed: {res.message}")
-    chosen = res.x > 0.5
+    upper = np.minimum(demand[rows], capacity[cols]).astype(float)
+    a_ub = sp.vstack([a_group, a_mentor]).tocsr()
+    b_ub = np.concatenate([demand.astype(float), capacity.astype(float)])
+    bounds = np.column_stack([np.zeros(n_e), upper])
+    count = np.zeros(n_e, dtype=np.int64)
+    # HiGHS' default (with crossover) returns a vertex, integral here; the pure simplex is the fallback.
+    for method in ("highs", "highs-ds"):
+        res = linprog(-gain, A_ub=a_ub, b_ub=b_ub, bounds=bounds, method=method)
+        if res.status != 0:
+            raise RuntimeError(f"mentor assignment LP failed: {res.message}")
+        count = np.rint(res.x).astype(np.int64)
+        if np.abs(res.x - count).max() < 1e-6 and (a_ub @ count <= b_ub + 1e-9).all():
+            break
     out = np.full(n_t, -1, dtype=np.int64)
-    out[rows[chosen]] = cols[chosen]
+    members = np.argsort(group, kind="stable")
+    starts = np.concatenate([[0], np.cumsum(demand)])
+    filled = np.zeros(n_g, dtype=np.int64)
+    for e in np.flatnonzero(count > 0):
+        g, c = rows[e], count[e]
+        team_rows = members[starts[g] + filled[g]: starts[g] + filled[g] + c]
+        out[team_rows] = cols[e]
+        filled[g] += c
     return out
+
+
+def assignment_groups(teams: pd.DataFrame) -> np.ndarray:
+    """Teams that are interchangeable for the assignment: same event (benefit), region (reach), rurality."""
+    key = teams["event_idx"].astype(str) + "|" + teams["region_code"].astype(str) + "|" + teams["rural"].astype(str)
+    return key.to_numpy(dtype=object)
 
 
 def teams_to_assign(
@@ -139,7 +162,7 @@ def teams_to_assign(
 ) -> pd.DataFrame:
     """Teams without a mentor at the event, or at the region's events not yet ended on `as_of`."""
     teams = team_table(graph)
-    cut = to_timestamp(as_of)  # type: ignore[arg-type]
+    cut = to_timestamp(as_of)
     free = teams[Columns.Mentor].isna() & (teams["event_idx"] >= 0)
     if event_id is not None:
         free &= teams[Columns.Event] == str(event_id)
@@ -162,14 +185,15 @@ def assign_mentors(
     cfg = config or MentorConfig()
     if event_id is not None and event_id not in set(graph.event_index):
         raise KeyError(f"unknown event {event_id!r}")
-    model = MentorModel(cfg).fit(graph.as_of(as_of))  # type: ignore[arg-type]
+    model = MentorModel(cfg).fit(graph.as_of(as_of))
     teams = teams_to_assign(graph, as_of, event_id=event_id, region=region)
     all_teams = team_table(graph)
     capacity = model.mentors_["capacity"].to_numpy() - mentor_load(all_teams, model.mentors_, as_of)
     benefit = model.expected_benefit(teams["event_idx"].to_numpy())
     reach = reach_matrix(teams["region_code"].to_numpy(), model.mentors_)
     choice = solve_assignment(
-        benefit, reach, capacity, teams["rural"].to_numpy(bool), candidates_per_team=cfg.candidates_per_team,
+        benefit, reach, capacity, teams["rural"].to_numpy(bool), groups=assignment_groups(teams),
+        candidates_per_team=cfg.candidates_per_team,
         mentor_candidates=cfg.mentor_candidates,
     )
     served = choice >= 0
@@ -192,11 +216,15 @@ def rank_mentors(
     event_id: str | None = None,
     k: int = 10,
     capacity_left: np.ndarray | None = None,
+    teams: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Ranked mentors for a team (its event) or a participant (an event, or their interests) with reasons."""
+    """Ranked mentors for a team (its event) or a participant (an event, or their interests) with reasons.
+
+    `teams` is the graph's `team_table`, passed in by callers that rank many teams.
+    """
     mentors = model.mentors_
-    teams = team_table(graph)
     if team_id is not None:
+        teams = team_table(graph) if teams is None else teams
         row = teams[teams[Columns.Team] == str(team_id)]
         if not len(row):
             raise KeyError(f"unknown team {team_id!r}")
@@ -241,3 +269,22 @@ def rank_mentors(
         rows.append({Columns.Mentor: mentors[Columns.Mentor].iloc[j], "score": round(float(benefit[j]), 6),
                      Columns.Rank: rank, "reasons": reasons})
     return pd.DataFrame(rows, columns=[Columns.Mentor, "score", Columns.Rank, "reasons"])
+
+
+def log_mentor_model(model: MentorModel, metrics: dict[str, float]) -> None:
+    """Log the mentor model to the active MLflow run: params, metrics and the estimated effect per mentor."""
+    import tempfile
+    from pathlib import Path
+
+    import mlflow
+
+    mlflow.log_params({f"mentor.{k}": v for k, v in model.config.model_dump().items()})
+    mlflow.log_metrics({f"mentor.{k}": float(v) for k, v in metrics.items()})
+    effects = pd.DataFrame({
+        Columns.Mentor: model.mentors_[Columns.Mentor], "effect": np.round(model.effect_, 6),
+        "mentored_teams": model.record_["mentored_teams"], "uplift": np.round(model.record_["uplift"], 6),
+    })
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "mentor_effects.csv"
+        effects.to_csv(path, index=False)
+        mlflow.log_artifact(str(path), artifact_path="mentor_model")

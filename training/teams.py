@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import pickle
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Self
 
 import lightgbm as lgb
+import mlflow
+import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,13 +35,18 @@ class TeamConfig(BaseModel):
     seed: int = 0
     default_team_min: int = Field(2, ge=1, description="size limits of an event that states none")
     default_team_max: int = Field(5, ge=1)
+    optimism: float = Field(0.5, ge=0, description="skill = mean + optimism x sd when forming teams")
 
 
-def participant_skills(graph: AchievementsGraph) -> np.ndarray:
-    """Estimated skill [participants, competences] from the competence rating (the product's estimate)."""
+def participant_skills(graph: AchievementsGraph, optimism: float = 0.5) -> np.ndarray:
+    """Skill [participants, competences] from the competence rating: mean + optimism x sd.
+
+    A team's coverage counts its best member per competence, and the expected maximum of uncertain
+    skills favours the uncertain ones, hence the optimism for formation (0 gives the plain estimate).
+    """
     ratings = CompetenceRatings().fit(graph, record_history=False)
-    mu, _ = ratings.skill(np.arange(graph.n_participants))
-    return np.asarray(mu, dtype=np.float64)
+    mu, sd = ratings.skill(np.arange(graph.n_participants))
+    return np.asarray(mu + optimism * sd, dtype=np.float64)
 
 
 def teamwork_column(graph: AchievementsGraph) -> int | None:
@@ -85,12 +95,14 @@ class TeamSuccessModel:
 
 
 def team_sizes(n: int, team_min: int, team_max: int) -> np.ndarray:
-    """Balanced team sizes for n people within [team_min, team_max] (one short team when n < team_min)."""
+    """Balanced team sizes for n people within [team_min, team_max] (short teams only when n allows no split
+    into teams within both limits)."""
     if n <= 0:
         return np.empty(0, dtype=np.int64)
     team_max = max(team_max, team_min)
     n_teams = max(-(-n // team_max), 1)
-    while n_teams > 1 and n // n_teams < team_min:
+    # The fewest teams that respect the maximum; when no count fits both limits the maximum wins.
+    if n // n_teams < team_min and n_teams > 1 and n // (n_teams - 1) <= team_max:
         n_teams -= 1
     base, extra = divmod(n, n_teams)
     return np.array([base + 1] * extra + [base] * (n_teams - extra), dtype=np.int64)
@@ -212,7 +224,7 @@ def form_event_teams(
     if (pos < 0).any():
         raise KeyError(f"{int((pos < 0).sum())} registrants are not in the data")
     team_min, team_max = event_size_limits(graph, event_id, cfg)
-    skill = participant_skills(graph) if skills is None else skills
+    skill = participant_skills(graph, cfg.optimism) if skills is None else skills
     e = graph.event_index.get_loc(str(event_id))
     need = event_competences(graph)[e]
     tw = teamwork_column(graph)
@@ -269,7 +281,7 @@ def rank_teammates(
                        minlength=graph.n_participants)
     total = np.bincount(a["participant_idx"], minlength=graph.n_participants)
     attend = (done[cand] + 1.0) / (total[cand] + 2.0)
-    score = (complement + 0.5 * same_school + 0.7 * former + 0.3 * reach + 0.2 * attend
+    score = (complement + 1.5 * same_school + 1.0 * former + 0.3 * reach + 0.2 * attend
              - 0.2 * np.minimum(level_gap, 2.0))
     order = np.argsort(-score, kind="stable")[:k]
     comps = list(graph.competence_index)
@@ -293,3 +305,33 @@ def rank_teammates(
         rows.append({Columns.Participant: ids[cand[i]], "score": round(float(score[i]), 6), Columns.Rank: rank,
                      "reasons": reasons})
     return pd.DataFrame(rows, columns=[Columns.Participant, "score", Columns.Rank, "reasons"])
+
+
+TEAM_MODEL = "team-success"
+
+
+def log_team_model(model: TeamSuccessModel, metrics: dict[str, float], *, register_as: str | None = TEAM_MODEL
+                   ) -> str | None:
+    """Log the team-success model to the active MLflow run (params, metrics, model) and register it."""
+    mlflow.log_params({f"team.{k}": v for k, v in model.config.model_dump().items()})
+    mlflow.log_metrics({f"team.{k}": float(v) for k, v in metrics.items()})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "team_model.pkl"
+        path.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+        info = mlflow.pyfunc.log_model(
+            name="team_success", python_model=_TeamModelWrapper(), artifacts={"model": str(path)},
+            pip_requirements=["trajectory-recommender"], registered_model_name=register_as,
+        )
+    version = getattr(info, "registered_model_version", None)
+    return None if version is None else str(version)
+
+
+class _TeamModelWrapper(mlflow.pyfunc.PythonModel):  # type: ignore[name-defined]
+    """The registry's wrapper: predicts a team's result percentile from a frame of TEAM_FEATURES."""
+
+    def load_context(self, context: object) -> None:
+        self.model: TeamSuccessModel = pickle.loads(Path(context.artifacts["model"]).read_bytes())  # type: ignore[attr-defined]
+
+    def predict(self, context: object, model_input: pd.DataFrame, params: dict[str, object] | None = None
+                ) -> np.ndarray:
+        return self.model.predict(model_input)

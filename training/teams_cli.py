@@ -1,0 +1,63 @@
+"""`trajectory teams`: split an event's registrants into teams within its size limits (CSV out)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from recommender.cli import emit_json, fail
+
+teams_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Team formation.")
+
+
+@teams_app.callback()
+def teams() -> None:
+    """Team formation and teammates."""
+
+
+@teams_app.command()
+def form(
+    data: Annotated[Path, typer.Option(help="AIF dataset directory.")],
+    event: Annotated[str, typer.Option(help="Event id (a team event).")],
+    out: Annotated[Path, typer.Option(help="Output CSV: participant_id,team_id.")],
+    registrants: Annotated[Path | None, typer.Option(
+        help="CSV with participant_id (optional `group`: people to keep together); default: the event's "
+             "registered rows.")] = None,
+) -> None:
+    """Form complementary teams (competence coverage of the event); size limits and requested groups kept."""
+    import time
+
+    import pandas as pd
+
+    from recommender.graph import AchievementsGraph
+    from training.teams import form_event_teams
+
+    if not data.is_dir():
+        fail(f"no such AIF directory: {data}")
+    started = time.perf_counter()
+    graph = AchievementsGraph.from_aif(data)
+    ids: list[str] | None = None
+    groups: list[str | None] | None = None
+    if registrants is not None:
+        if not registrants.is_file():
+            fail(f"no such file: {registrants}")
+        frame = pd.read_csv(registrants, dtype=str, keep_default_na=False)
+        if "participant_id" not in frame.columns:
+            fail("the registrants file needs a participant_id column")
+        ids = frame["participant_id"].str.strip().tolist()
+        if "group" in frame.columns:
+            groups = [g or None for g in frame["group"].str.strip()]
+    try:
+        result = form_event_teams(graph, event, ids, groups=groups)
+    except KeyError as exc:
+        fail(str(exc.args[0]))
+    if not len(result.teams):
+        fail(f"event {event} has no registrants to form teams from")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.teams.to_csv(out, index=False)
+    emit_json({
+        "out": str(out), "participants": len(result.teams), "teams": int(result.teams["team_id"].nunique()),
+        "seconds": round(time.perf_counter() - started, 2),
+    })
