@@ -216,5 +216,6 @@ def _step_reason(goal: Goal, counts: bool, level: str, qualifies_for: str | None
     if qualifies_for is not None:
         return f"Qualify here for the next stage, {qualifies_for}"
     if counts:
-        return f"A {level} event that counts toward your goal ({goal.kind} {goal.target})"
+        article = "An" if level[0] in "aeiou" else "A"
+        return f"{article} {level} event that counts toward your goal ({goal.kind} {goal.target})"
     return f"Builds your {goal.target if goal.kind == 'competence' else 'profile'} at the {level} level first"
