@@ -29,6 +29,7 @@ FEATURE_REASON = {
     "format_popularity": "popular",
     "schoolmates_series": "schoolmates", "teammates_series": "teammates",
     "mentor_fit": "mentor", "weeks_to_start": "soon",
+    "score_content_match": "interest", "score_item_knn": "similar",
 }
 DEFAULT_ORDER = ("stage", "interest", "level", "series", "reach")
 
@@ -98,6 +99,8 @@ def _text(kind: str, facts: _Facts, event: int) -> str | None:
         return "Online: you can take part from anywhere" if online else "Held in your region"
     if kind == "popular":
         return "Popular with students like you"
+    if kind == "similar":
+        return "Students who took the same events as you often take this one" if len(facts.mine) else None
     if kind == "schoolmates":
         return "Students from your school have taken part in it"
     if kind == "teammates":

@@ -24,7 +24,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> AchievementsGraph:
 
 
 def _small() -> RerankerConfig:
-    return RerankerConfig(cuts=8, n_estimators=100, groups_per_cut=3000, min_child_samples=20)
+    return RerankerConfig(cuts=8, n_estimators=100, groups_per_cut=3000, min_child_samples=20,
+                          generators=["content_match"])
 
 
 def test_beats_popularity_per_region_and_grade(world: AchievementsGraph) -> None:
@@ -46,7 +47,8 @@ def test_score_drivers_name_features_and_survive_pickling(world: AchievementsGra
     events = past.event_index.get_indexer(recs["event_id"].astype(str))
     drivers = model.score_drivers(past, int(past.participant_positions([pid])[0]), events, past.cutoff)
     assert len(drivers) == len(events)
-    assert all(set(d) <= set(FEATURES) for d in drivers) and any(drivers)
+    assert all(set(d) <= set(model.feature_names_) for d in drivers) and any(drivers)
+    assert set(FEATURES) < set(model.feature_names_)
     model.save(tmp_path / "m.pkl")
     again = RerankerRecommender.load(tmp_path / "m.pkl").recommend([pid], 5, as_of=CUT, graph=past)
     np.testing.assert_allclose(again["score"], recs["score"])
