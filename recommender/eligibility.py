@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from recommender.columns import Columns
-from recommender.graph import AchievementsGraph, to_timestamp
+from recommender.graph import AchievementsGraph, day_number
 
 
 @dataclass(frozen=True)
@@ -42,29 +42,19 @@ def open_events(
     `registration_deadline` (unknown: until the start).
     """
     f = filters or EventFilters()
-    now = to_timestamp(as_of)
-    ev = graph.events
-    start = pd.to_datetime(ev[Columns.StartDate])
-    mask = (start > now).to_numpy() & graph.announced()
-    if Columns.RegistrationDeadline in ev.columns:
-        deadline = pd.to_datetime(ev[Columns.RegistrationDeadline])
-        mask &= (deadline.isna() | (deadline >= now)).to_numpy()
-    if Columns.RegistrationOpens in ev.columns:
-        opens = pd.to_datetime(ev[Columns.RegistrationOpens])
-        mask &= (opens.isna() | (opens <= now)).to_numpy()
-    if f.horizon_days is not None:
-        mask &= (start <= now + pd.Timedelta(days=f.horizon_days)).to_numpy()
+    now = day_number(as_of)
+    ev = graph.event_arrays
+    with np.errstate(invalid="ignore"):
+        mask = (ev.start > now) & graph.announced()
+        mask &= np.isnan(ev.deadline) | (ev.deadline >= now)
+        mask &= np.isnan(ev.opens) | (ev.opens <= now)
+        if f.horizon_days is not None:
+            mask &= ev.start <= now + f.horizon_days
     if f.formats:
-        mask &= ev["format"].isin(f.formats).to_numpy()
+        mask &= np.isin(ev.format, list(f.formats))
     if f.online_only:
-        mask &= is_online(ev)
+        mask &= ev.online
     return np.flatnonzero(mask)
-
-
-def _optional_int(events: pd.DataFrame, column: str) -> np.ndarray:
-    if column not in events.columns:
-        return np.full(len(events), np.nan)
-    return events[column].astype("Float64").astype("float64").to_numpy()
 
 
 def eligibility_mask(
@@ -83,44 +73,36 @@ def eligibility_mask(
     """
     p = np.asarray(participant_positions, dtype=np.int64)
     e = np.asarray(event_positions, dtype=np.int64)
-    ev = graph.events.iloc[e]
     mask = np.ones((len(p), len(e)), dtype=bool)
     if len(p) == 0 or len(e) == 0:
         return mask
+    ev = graph.event_arrays
 
     grade = graph.grades_at(as_of)[p][:, None]
-    lo = _optional_int(ev, "min_grade")[None, :]
-    hi = _optional_int(ev, "max_grade")[None, :]
+    lo = ev.min_grade[e][None, :]
+    hi = ev.max_grade[e][None, :]
     with np.errstate(invalid="ignore"):
         mask &= np.isnan(grade) | np.isnan(lo) | (grade >= lo)
         mask &= np.isnan(grade) | np.isnan(hi) | (grade <= hi)
 
-    online = is_online(ev)
+    online = ev.online[e]
     if not online.all():
-        if Columns.Region in graph.participants.columns:
-            p_region = graph.participants[Columns.Region].astype("string").fillna("").to_numpy(dtype=str)[p]
-        else:
-            p_region = np.full(len(p), "", dtype=object)
-        # Distinct fill values: an unknown participant region never equals an event's.
-        e_region = ev[Columns.Region].astype("string").fillna("~online").to_numpy(dtype=str)
-        same = p_region[:, None] == e_region[None, :]
+        # Unknown participant regions are -2, online events -1: neither ever matches an offline event.
+        same = graph.participant_region_codes[p][:, None] == ev.region[e][None, :]
         mask &= online[None, :] | same
 
-    capacity = _optional_int(ev, "capacity")
+    capacity = ev.capacity[e]
     if not np.isnan(capacity).all():
-        taken_counts = np.bincount(graph.achievements["event_idx"].to_numpy(), minlength=graph.n_events)[e]
-        full = ~np.isnan(capacity) & (taken_counts >= capacity)
+        full = ~np.isnan(capacity) & (graph.registrations_per_event[e] >= capacity)
         mask &= ~full[None, :]
 
     pe = graph.participant_event()[p][:, e]
     mask &= pe.toarray() == 0
 
-    if check_stage and Columns.ParentEvent in ev.columns:
-        parents = graph.event_index.get_indexer(ev[Columns.ParentEvent].astype("string").fillna(""))
+    if check_stage:
+        parents = ev.parent[e]
+        mask[:, parents == -2] = False  # a previous stage missing from the graph cannot be qualified for
         staged = np.flatnonzero(parents >= 0)
-        has_parent_id = ev[Columns.ParentEvent].notna().to_numpy()
-        # A parent missing from the graph cannot be qualified for.
-        mask[:, has_parent_id & (parents < 0)] = False
         if len(staged):
             q = graph.qualified()[p][:, parents[staged]].toarray() > 0
             mask[:, staged] &= q

@@ -49,6 +49,69 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="string") for c in columns})
 
 
+def _days(values: pd.Series) -> np.ndarray:
+    """Dates as float days since the epoch (NaN when unknown)."""
+    ts = pd.to_datetime(values)
+    out = (ts - pd.Timestamp("1970-01-01")).dt.days.astype("float64")
+    return out.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def day_number(when: date | str | pd.Timestamp) -> float:
+    return float((to_timestamp(when) - pd.Timestamp("1970-01-01")).days)
+
+
+@dataclass(frozen=True)
+class EventArrays:
+    start: np.ndarray  # days
+    deadline: np.ndarray  # days, NaN unknown
+    opens: np.ndarray  # days, NaN unknown
+    min_grade: np.ndarray  # NaN unknown
+    max_grade: np.ndarray
+    capacity: np.ndarray
+    online: np.ndarray  # bool: online or no region
+    region: np.ndarray  # code in region_index, -1 for online / no region
+    region_index: pd.Index
+    parent: np.ndarray  # position of the previous stage, -1 none, -2 named but missing
+    format: np.ndarray  # str
+
+    @classmethod
+    def from_graph(cls, graph: AchievementsGraph) -> EventArrays:
+        ev = graph.events
+        n = len(ev)
+
+        def optional_days(col: str) -> np.ndarray:
+            return _days(ev[col]) if col in ev.columns else np.full(n, np.nan)
+
+        def optional_float(col: str) -> np.ndarray:
+            if col not in ev.columns:
+                return np.full(n, np.nan)
+            return ev[col].astype("Float64").astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
+
+        online = np.zeros(n, dtype=bool)
+        if "online" in ev.columns:
+            online |= ev["online"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+        if Columns.Region in ev.columns:
+            regions = ev[Columns.Region].astype("string")
+            online |= regions.isna().to_numpy()
+            codes, uniques = pd.factorize(regions, sort=True)
+            region_index = pd.Index(uniques.astype(str))
+        else:
+            online[:] = True
+            codes, region_index = np.full(n, -1), pd.Index([], dtype=str)
+        parent = np.full(n, -1, dtype=np.int64)
+        if Columns.ParentEvent in ev.columns:
+            named = ev[Columns.ParentEvent].notna().to_numpy()
+            pos = np.asarray(graph.event_index.get_indexer(ev[Columns.ParentEvent].astype("string").fillna("")))
+            parent = np.where(named, np.where(pos >= 0, pos, -2), -1)
+        return cls(
+            start=_days(ev[Columns.StartDate]), deadline=optional_days(Columns.RegistrationDeadline),
+            opens=optional_days(Columns.RegistrationOpens), min_grade=optional_float("min_grade"),
+            max_grade=optional_float("max_grade"), capacity=optional_float("capacity"), online=online,
+            region=np.where(online, -1, np.asarray(codes)), region_index=region_index, parent=parent,
+            format=ev["format"].astype(str).to_numpy() if "format" in ev.columns else np.full(n, "", dtype=object),
+        )
+
+
 @dataclass(frozen=True)
 class AchievementsGraph:
     """A frozen, typed view of the achievements graph.
@@ -210,23 +273,55 @@ class AchievementsGraph:
             return self.events["announced"].to_numpy(dtype=bool)
         return np.ones(self.n_events, dtype=bool)
 
+    @cached_property
+    def _grade_law(self) -> tuple[np.ndarray, np.ndarray]:
+        """grade(academic year Y) = base + Y * moves; computed once, read on every request."""
+        n = self.n_participants
+        base = np.full(n, np.nan)
+        moves = np.zeros(n)
+        p = self.participants
+        if "birth_year" in p.columns:
+            by = p["birth_year"].astype("Float64").astype("float64").to_numpy()
+            known = ~np.isnan(by)
+            base[known] = -by[known] - 6
+            moves[known] = 1.0
+        if "grade" in p.columns:
+            g = p["grade"].astype("Float64").astype("float64").to_numpy()
+            known = ~np.isnan(g)
+            if "grade_date" in p.columns:
+                gd = academic_years(pd.to_datetime(p["grade_date"])).astype("float64").to_numpy()
+                dated = known & ~np.isnan(gd)
+                base[dated] = g[dated] - gd[dated]
+                moves[dated] = 1.0
+                undated = known & np.isnan(gd)
+            else:
+                undated = known
+            base[undated] = g[undated]
+            moves[undated] = 0.0
+        return base, moves
+
     def grades_at(self, when: date | str | pd.Timestamp) -> np.ndarray:
         """School grade of every participant at a date (float, NaN when unknown)."""
-        ts = to_timestamp(when)
-        year = academic_year(ts)
-        grade = pd.Series(np.nan, index=self.participants.index, dtype="float64")
-        if "grade" in self.participants.columns:
-            g = self.participants["grade"].astype("Float64").astype("float64")
-            if "grade_date" in self.participants.columns:
-                gd = pd.to_datetime(self.participants["grade_date"])
-                shift = year - academic_years(gd).astype("float64")
-            else:
-                shift = pd.Series(0.0, index=g.index)
-            grade = g + shift.fillna(0.0)
-        if "birth_year" in self.participants.columns:
-            by = self.participants["birth_year"].astype("Float64").astype("float64")
-            grade = grade.fillna(year - by - 6)
-        return grade.to_numpy(dtype=np.float64)
+        base, moves = self._grade_law
+        return base + academic_year(to_timestamp(when)) * moves
+
+    @cached_property
+    def event_arrays(self) -> EventArrays:
+        """The events' rule-relevant columns as plain arrays (the request path reads these, not pandas)."""
+        return EventArrays.from_graph(self)
+
+    @cached_property
+    def participant_region_codes(self) -> np.ndarray:
+        """Region of each participant in the events' region vocabulary; -2 when unknown or unseen."""
+        if Columns.Region not in self.participants.columns:
+            return np.full(self.n_participants, -2, dtype=np.int64)
+        regions = self.participants[Columns.Region].astype("string").fillna("")
+        codes = np.asarray(self.event_arrays.region_index.get_indexer(regions.to_numpy(dtype=str)))
+        return np.where(codes >= 0, codes, -2)
+
+    @cached_property
+    def registrations_per_event(self) -> np.ndarray:
+        return np.bincount(self.achievements["event_idx"].to_numpy(), minlength=self.n_events)
 
     # ---- matrices -----------------------------------------------------------------------------
     def participant_event(self, *, weighted: bool = False) -> sp.csr_matrix:
