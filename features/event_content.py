@@ -10,8 +10,7 @@ import scipy.sparse as sp
 
 from features.series import SeriesMap
 from recommender.columns import EVENT_FORMATS, LEVELS, Columns
-from recommender.eligibility import is_online
-from recommender.graph import QUALIFYING_RESULTS, AchievementsGraph, to_timestamp
+from recommender.graph import QUALIFYING_RESULTS, AchievementsGraph, online_flags, to_timestamp
 
 FORMAT_CODES = {name: i for i, name in enumerate(EVENT_FORMATS)}
 
@@ -30,7 +29,7 @@ class EventAttributes:
 
 def event_attributes(graph: AchievementsGraph) -> EventAttributes:
     ev = graph.events
-    online = is_online(ev)
+    online = online_flags(ev)
     region = ev[Columns.Region].astype("string").fillna("").to_numpy(dtype=str) if Columns.Region in ev.columns \
         else np.full(len(ev), "", dtype=str)
     organizer = ev["organizer_id"].astype("string").fillna("").to_numpy(dtype=str) if "organizer_id" in ev.columns \

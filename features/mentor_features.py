@@ -7,8 +7,7 @@ import pandas as pd
 
 from recommender.aif.parsing import parse_weighted
 from recommender.columns import Columns
-from recommender.eligibility import is_online
-from recommender.graph import AchievementsGraph, to_timestamp
+from recommender.graph import AchievementsGraph, online_flags, to_timestamp
 
 
 def _bool_column(frame: pd.DataFrame, name: str) -> np.ndarray:
@@ -79,7 +78,7 @@ def team_table(graph: AchievementsGraph) -> pd.DataFrame:
     member_region = pd.Series(pd.NA, index=range(len(teams)), dtype="string")
     member_region.loc[common.index] = common.to_numpy()
     ev = graph.events
-    online = is_online(ev)
+    online = online_flags(ev)
     valid = ev_pos >= 0
     ev_region = pd.Series(pd.NA, index=range(len(teams)), dtype="string")
     safe = np.maximum(ev_pos, 0)

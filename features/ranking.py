@@ -10,8 +10,7 @@ import scipy.sparse as sp
 
 from features.series import SeriesMap, series_map
 from recommender.columns import EVENT_FORMATS, LEVELS, Columns
-from recommender.eligibility import is_online
-from recommender.graph import QUALIFYING_RESULTS, AchievementsGraph, to_timestamp
+from recommender.graph import QUALIFYING_RESULTS, AchievementsGraph, online_flags, to_timestamp
 
 # Recent activity says more about current interests than old activity.
 INTEREST_HALF_LIFE_DAYS = 365.0
@@ -255,7 +254,7 @@ def pair_features(
     set_("series_taken", _log1p(ctx.participant_series[participants][:, s_safe].toarray()) * mask_seen)
     fmt = ev["format"].map({f: i for i, f in enumerate(EVENT_FORMATS)}).fillna(0).to_numpy(np.int64)
     set_("format_share", ctx.format_share[participants][:, fmt])
-    online = is_online(ev).astype(np.float32)
+    online = online_flags(ev).astype(np.float32)
     settlement = ctx.settlement[participants].astype(np.float32)
     set_("online", online[None, :])
     set_("settlement", settlement[:, None])

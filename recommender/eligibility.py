@@ -8,7 +8,6 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
-from recommender.columns import Columns
 from recommender.graph import AchievementsGraph, day_number
 
 
@@ -19,18 +18,6 @@ class EventFilters:
     horizon_days: int | None = None
     formats: tuple[str, ...] | None = None
     online_only: bool = False
-
-
-def is_online(events: pd.DataFrame) -> np.ndarray:
-    """An event is online when it says so or names no region (AIF: empty region = online)."""
-    online = np.zeros(len(events), dtype=bool)
-    if "online" in events.columns:
-        online |= events["online"].astype("boolean").fillna(False).to_numpy(dtype=bool)
-    if Columns.Region in events.columns:
-        online |= events[Columns.Region].isna().to_numpy()
-    else:
-        online[:] = True
-    return online
 
 
 def open_events(

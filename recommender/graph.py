@@ -49,6 +49,18 @@ def _empty(columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype="string") for c in columns})
 
 
+def online_flags(events: pd.DataFrame) -> np.ndarray:
+    """An event is online when it says so or names no region (AIF: empty region = online)."""
+    online = np.zeros(len(events), dtype=bool)
+    if "online" in events.columns:
+        online |= events["online"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+    if Columns.Region in events.columns:
+        online |= events[Columns.Region].isna().to_numpy()
+    else:
+        online[:] = True
+    return online
+
+
 def _days(values: pd.Series) -> np.ndarray:
     """Dates as float days since the epoch (NaN when unknown)."""
     ts = pd.to_datetime(values)
@@ -87,16 +99,11 @@ class EventArrays:
                 return np.full(n, np.nan)
             return ev[col].astype("Float64").astype("float64").to_numpy(dtype=np.float64, na_value=np.nan)
 
-        online = np.zeros(n, dtype=bool)
-        if "online" in ev.columns:
-            online |= ev["online"].astype("boolean").fillna(False).to_numpy(dtype=bool)
+        online = online_flags(ev)
         if Columns.Region in ev.columns:
-            regions = ev[Columns.Region].astype("string")
-            online |= regions.isna().to_numpy()
-            codes, uniques = pd.factorize(regions, sort=True)
+            codes, uniques = pd.factorize(ev[Columns.Region].astype("string"), sort=True)
             region_index = pd.Index(uniques.astype(str))
         else:
-            online[:] = True
             codes, region_index = np.full(n, -1), pd.Index([], dtype=str)
         parent = np.full(n, -1, dtype=np.int64)
         if Columns.ParentEvent in ev.columns:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from pydantic import BaseModel, ConfigDict, Field
 from threadpoolctl import threadpool_limits
 
+from features.event_content import borrowed_weights
 from features.series import participant_series, series_competence, series_map
 from recommender.graph import AchievementsGraph
 from recommender.models import EventRecommender
 from training.popularity import PopularityConfig, PopularityRecommender
+
+# How strongly a never-seen series leans toward its closest seen series.
+SHARPEN = 4.0
 
 
 class AlsConfig(BaseModel):
@@ -61,24 +64,18 @@ class AlsRecommender(EventRecommender):
         self.fallback_ = PopularityRecommender(cfg.popularity).fit(graph)
 
     def _item_factors(self, graph: AchievementsGraph, events: np.ndarray) -> np.ndarray:
-        keys = graph.series_keys().to_numpy()[events].astype(str)
-        s = self.series_.index.get_indexer(keys)
+        s = self.series_.project(graph).of_event[events]
         known = s >= 0
         known[known] &= self.seen_[s[known]]
         factors = np.zeros((len(events), self.config.factors), dtype=np.float32)
         factors[known] = self.model_.item_factors[s[known]]
         if (~known).any():
-            # Content fallback: similarity of competence profiles to series with learned factors.
-            ec = graph.event_competence()[events[~known]]
-            norms = np.sqrt(np.asarray(ec.multiply(ec).sum(axis=1)).ravel())
-            norms[norms == 0] = 1.0
-            ec = sp.diags(1.0 / norms) @ ec
+            # Never-seen series borrow the factors of the series with the most similar competences.
             learned = np.flatnonzero(self.seen_)
-            sim = (ec @ self.series_competence_[learned].T).toarray()
-            sim = np.maximum(sim, 0.0) ** 4  # sharpen toward the closest series
-            total = sim.sum(axis=1, keepdims=True)
-            total[total == 0] = 1.0
-            factors[~known] = (sim / total) @ self.model_.item_factors[learned]
+            weights = borrowed_weights(
+                graph.event_competence()[events[~known]], self.series_competence_[learned], SHARPEN
+            )
+            factors[~known] = weights @ self.model_.item_factors[learned]
         return factors
 
     def _score(

@@ -19,8 +19,7 @@ from features.competence.estimator import CompetenceRatings
 from features.mentor_features import event_competences, team_percentiles
 from features.team_features import TEAM_FEATURES, former_teammate_pairs, school_codes, team_feature_frame
 from recommender.columns import Columns
-from recommender.eligibility import is_online
-from recommender.graph import AchievementsGraph
+from recommender.graph import AchievementsGraph, online_flags
 
 
 class TeamConfig(BaseModel):
@@ -271,7 +270,7 @@ def rank_teammates(
     same_school = (school[cand] == school[p]) & (school[p] >= 0)
     tie_set = ties if ties is not None else former_teammate_pairs(graph)
     former = np.array([(min(p, int(c)), max(p, int(c))) in tie_set for c in cand], dtype=bool)
-    online = bool(is_online(graph.events.iloc[[e]])[0])
+    online = bool(online_flags(graph.events.iloc[[e]])[0])
     regions = (graph.participants[Columns.Region].astype("string").to_numpy()
                if Columns.Region in graph.participants.columns else np.full(graph.n_participants, None))
     same_region = np.array([regions[c] == regions[p] for c in cand], dtype=bool) if len(cand) else np.zeros(0, bool)

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 from recommender.columns import Columns
-from recommender.eligibility import EventFilters, is_online
+from recommender.eligibility import EventFilters
 from recommender.models import ScoreExplainer
 from serving.schemas import NextStepOut, NextStepsOut
 from serving.services.reasons import event_reasons, participant_facts
@@ -52,7 +52,7 @@ def next_steps(
                 level=str(ev["level"]),
                 start_date=ev[Columns.StartDate].date(),
                 region_code=None if pd.isna(region) else str(region),
-                online=bool(is_online(graph.events.iloc[[pos]])[0]),
+                online=bool(graph.event_arrays.online[pos]),
                 score=float(row[Columns.Score]) if np.isfinite(row[Columns.Score]) else 0.0,
                 rank=int(row[Columns.Rank]),
                 reasons=event_reasons(graph, position, int(pos), why, facts=facts),

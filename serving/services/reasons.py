@@ -9,7 +9,6 @@ import pandas as pd
 
 from recommender.aif.parsing import parse_weighted
 from recommender.columns import LEVELS, Columns
-from recommender.eligibility import is_online
 from recommender.graph import QUALIFYING_RESULTS, AchievementsGraph
 
 RESULT_WORDS = {"finalist": "reached the final", "prize_winner": "won a prize", "winner": "won"}
@@ -45,7 +44,9 @@ class _Facts:
                 graph.competences.get("name_en", graph.competences[Columns.Competence]).astype(str), strict=True)
         )
         if len(self.mine):
-            profile = np.asarray(graph.participant_competence()[participant].todense()).ravel()
+            # Only this participant's row: the request path never multiplies the whole graph.
+            row = graph.participant_event()[participant] @ graph.event_competence()
+            profile = np.asarray(row.todense()).ravel()
             self.interests = {c for c, v in zip(graph.competence_index, profile, strict=True) if v > 0}
             levels = graph.events["level_rank"].to_numpy()[self.mine["event_idx"].to_numpy()]
             self.best_level = int(levels.max())
@@ -95,7 +96,7 @@ def _text(kind: str, facts: _Facts, event: int) -> str | None:
         done = g.events["format"].to_numpy()[facts.mine["event_idx"].to_numpy()]
         return f"You often take part in {FORMAT_WORDS.get(fmt, fmt)}" if (done == fmt).sum() >= 2 else None
     if kind == "reach":
-        online = bool(is_online(g.events.iloc[[event]])[0])
+        online = bool(g.event_arrays.online[event])
         return "Online: you can take part from anywhere" if online else "Held in your region"
     if kind == "popular":
         return "Popular with students like you"

@@ -63,8 +63,8 @@ def test_only_eligible_events_and_k_respected(model: EventRecommender, graph: Ac
 
 def test_no_leakage_through_a_later_graph(model: EventRecommender, graph: AchievementsGraph) -> None:
     model.fit(graph.as_of(AS_OF))
-    # The full graph knows p2 registered for the course after... the as_of cut must hide nothing it
-    # already knew and show nothing it did not: recommending on the full graph equals the cut graph.
+    # Given the full graph, a model must see only what was known at as_of: the answer equals the one
+    # computed on the graph cut at that date.
     a = model.recommend(["p1", "p2", "p3"], 3, as_of=AS_OF, graph=graph)
     b = model.recommend(["p1", "p2", "p3"], 3, as_of=AS_OF, graph=graph.as_of(AS_OF))
     pd.testing.assert_frame_equal(a, b)
