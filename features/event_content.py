@@ -107,6 +107,25 @@ def competence_profile(graph: AchievementsGraph, as_of: pd.Timestamp | str, half
     return sel.finish(rows_normalized(pe @ graph.event_competence()))
 
 
+def declared_profile(graph: AchievementsGraph, participants: np.ndarray | None = None) -> sp.csr_matrix:
+    """Participants x competences: declared interests (AIF extension `interests`), unit L2 rows, empty when none.
+
+    Rows follow `participants` (positions) when given, else every participant of the graph.
+    """
+    declared = graph.participant_interests()
+    if participants is not None:
+        declared = declared[np.asarray(participants, dtype=np.int64)]
+    return rows_normalized(declared)
+
+
+def with_declared(history: sp.csr_matrix, declared: sp.csr_matrix, prior: float) -> sp.csr_matrix:
+    """Unit L2 rows of a history profile plus declared interests: alone when the history is empty (cold start),
+    else weighted `prior` beside the history's unit weight (a weak prior: what one does beats what one said)."""
+    has_history = np.asarray(history.getnnz(axis=1)) > 0
+    scale = np.where(has_history, prior, 1.0).astype(np.float32)
+    return rows_normalized(sp.csr_matrix(history, dtype=np.float32) + sp.diags(scale) @ declared)
+
+
 def reached_levels(graph: AchievementsGraph, participants: np.ndarray | None = None) -> np.ndarray:
     """Highest level at which each participant reached a qualifying result; -1 when none."""
     a = graph.achievements

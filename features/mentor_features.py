@@ -74,7 +74,13 @@ def team_table(graph: AchievementsGraph) -> pd.DataFrame:
     size = np.bincount(members["team_idx"], minlength=len(teams))
     rural_share = np.bincount(members["team_idx"], weights=members["rural"].astype(float), minlength=len(teams))
     rural_share = np.divide(rural_share, size, out=np.zeros(len(teams)), where=size > 0)
-    common = members.dropna(subset=["region"]).groupby("team_idx")["region"].agg(lambda s: s.value_counts().index[0])
+    # Members' most common region per team (ties: the region seen first), without a Python call per team.
+    known = members.dropna(subset=["region"]).reset_index(drop=True)
+    votes = (known.assign(seen=np.arange(len(known))).groupby(["team_idx", "region"], sort=False)
+             .agg(n=("seen", "size"), first=("seen", "min")).reset_index()
+             .sort_values(["team_idx", "n", "first"], ascending=[True, False, True], kind="stable")
+             .drop_duplicates("team_idx"))
+    common = pd.Series(votes["region"].to_numpy(), index=votes["team_idx"].to_numpy())
     member_region = pd.Series(pd.NA, index=range(len(teams)), dtype="string")
     member_region.loc[common.index] = common.to_numpy()
     ev = graph.events

@@ -20,6 +20,7 @@ FEATURES = (
     "interest_dot",  # recency-weighted competence profile . event competences
     "interest_cos",
     "interest_top",  # share of the event's weight in the participant's strongest competence
+    "declared_fit",  # cosine of declared interests (sign-up form) and event competences; nan when none declared
     "history_events",  # events taken (log)
     "level_gap",  # event level - (highest qualifying level + 1)
     "level_gap_abs",
@@ -72,6 +73,15 @@ class RankingContext:
     teammates_series: sp.csr_matrix  # participants x series
     mentor_competences: sp.csr_matrix  # participants x competences (latest mentor)
     event_competence: sp.csr_matrix  # events x competences
+    declared: sp.csr_matrix  # participants x competences: declared interests, unit L2 rows (empty: none)
+    # Derived once per context, so that a request only indexes them:
+    events: EventSide
+    profile_l2: L2Rows
+    top_competence: np.ndarray  # strongest competence of the profile (0 when empty)
+    has_profile: np.ndarray
+    event_series: np.ndarray  # series position of every event (-1: a series unknown to the context)
+    event_series_popularity: np.ndarray  # log participations in the event's series
+    event_format_popularity: np.ndarray  # log mean participations per event of its format and level
 
 
 def _log1p(x: np.ndarray) -> np.ndarray:
@@ -93,11 +103,170 @@ def _rows_normalized(m: sp.csr_matrix, norm: str = "l1") -> sp.csr_matrix:
     sums[sums == 0] = 1.0
     return sp.csr_matrix(sp.diags(1.0 / sums) @ m)
 
+# Up to this many participants, cross features are summed row by row with numpy (a request); a larger block
+# (training, batch recommendations) takes one sparse product.
+FEW_PARTICIPANTS = 16
+# Sparse rows are gathered densely up to this many cells; larger blocks go through scipy's slicing.
+DENSE_GATHER_CELLS = 4_000_000
+_COLUMN = {name: i for i, name in enumerate(FEATURES)}
 
-def build_context(graph: AchievementsGraph, as_of: pd.Timestamp | str) -> RankingContext:
-    """Per-participant and per-event state from the graph's rows dated before `as_of`."""
+
+def _sorted_rows(m: sp.csr_matrix) -> np.ndarray:
+    """Per row: are its column indices strictly increasing (what scipy calls canonical)?"""
+    n = m.shape[0]
+    ok = np.ones(n, dtype=bool)
+    if m.nnz > 1:
+        row = np.repeat(np.arange(n), np.diff(m.indptr))
+        inside = row[1:] == row[:-1]
+        ok[row[1:][inside & (np.diff(m.indices) <= 0)]] = False
+    return ok
+
+
+@dataclass(frozen=True)
+class L2Rows:
+    """A matrix's rows L2-normalized exactly as `_rows_normalized(m[block], "l2")` gives them for any block.
+
+    scipy squares a block's entries in another order when every row of the block is sorted (its canonical
+    path) than otherwise, which can move a norm by one ulp; both results are kept, so one participant's
+    request reads the same bits as the reference computation of that block.
+    """
+
+    sorted_rows: np.ndarray
+    canonical: sp.csr_matrix  # sorted rows normalized on the canonical path (other rows empty)
+    general: sp.csr_matrix  # every row normalized on the general path
+
+    @classmethod
+    def of(cls, m: sp.csr_matrix) -> L2Rows:
+        m = m.tocsr()
+        sorted_rows = _sorted_rows(m)
+        lengths = np.diff(m.indptr) * sorted_rows
+        keep = np.repeat(sorted_rows, np.diff(m.indptr))
+        only_sorted = sp.csr_matrix(
+            (m.data[keep], m.indices[keep], np.concatenate([[0], np.cumsum(lengths)])), shape=m.shape
+        )
+        canonical = _rows_normalized(only_sorted, "l2")
+        general = canonical if sorted_rows.all() else _rows_normalized(m, "l2")
+        return cls(sorted_rows, canonical, general)
+
+    def for_block(self, rows: np.ndarray) -> sp.csr_matrix:
+        """The normalized matrix whose rows `rows` are those of normalizing that block of rows."""
+        return self.canonical if self.sorted_rows[rows].all() else self.general
+
+
+@dataclass(frozen=True)
+class EventSide:
+    """What the pair features read of every event at a date; built once per (events table, date)."""
+
+    as_of: pd.Timestamp
+    competence: sp.csr_matrix  # events x competences
+    competence_t: np.ndarray  # dense competences x events
+    competence_l1: np.ndarray  # dense events x competences, L1-normalized rows
+    competence_l2: L2Rows
+    competence_l2_t: tuple[np.ndarray, np.ndarray]  # dense transposes of competence_l2.canonical, .general
+    level: np.ndarray  # float32 level rank
+    parent: np.ndarray  # position of the previous stage (-1: none, or not in the graph)
+    format_code: np.ndarray
+    online: np.ndarray  # float32
+    weeks_to_start: np.ndarray  # float32
+    max_grade: np.ndarray  # float32, nan unknown
+    team_event: np.ndarray  # float32
+    series_key: np.ndarray  # str
+    format_level: np.ndarray  # str, "format/level"
+
+    @property
+    def n_events(self) -> int:
+        return len(self.level)
+
+    def competence_l2_for(self, events: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+        """L2-normalized competences of all events as that block of events gets them, sparse and transposed."""
+        if self.competence_l2.sorted_rows[events].all():
+            return self.competence_l2.canonical, self.competence_l2_t[0]
+        return self.competence_l2.general, self.competence_l2_t[1]
+
+
+def event_side(graph: AchievementsGraph, as_of: pd.Timestamp | str) -> EventSide:
+    """Participant-independent columns of every event of the graph at `as_of` (no achievement is read)."""
+    now = to_timestamp(as_of)
+    ev = graph.events
+    n_e = len(ev)
+    ec = graph.event_competence().tocsr()
+    l2 = L2Rows.of(ec)
+    l2_t = (np.ascontiguousarray(l2.canonical.toarray().T), np.ascontiguousarray(l2.general.toarray().T))
+    if Columns.ParentEvent in ev.columns:
+        parent = np.asarray(graph.event_index.get_indexer(ev[Columns.ParentEvent].astype("string").fillna("")))
+    else:
+        parent = np.full(n_e, -1, dtype=np.int64)
+    max_grade = ev["max_grade"].astype("Float64").astype("float64").to_numpy(np.float32) \
+        if "max_grade" in ev.columns else np.full(n_e, np.nan, np.float32)
+    team_max = ev["team_max"].astype("Float64").fillna(1).astype("float64").to_numpy(np.float32) \
+        if "team_max" in ev.columns else np.ones(n_e, np.float32)
+    return EventSide(
+        as_of=now, competence=ec, competence_t=np.ascontiguousarray(ec.toarray().T),
+        competence_l1=_rows_normalized(ec, "l1").toarray(), competence_l2=l2, competence_l2_t=l2_t,
+        level=ev["level_rank"].to_numpy(np.float32),
+        parent=parent.astype(np.int64),
+        format_code=ev["format"].map({f: i for i, f in enumerate(EVENT_FORMATS)}).fillna(0).to_numpy(np.int64),
+        online=online_flags(ev).astype(np.float32),
+        weeks_to_start=(ev[Columns.StartDate] - now).dt.days.to_numpy(np.float32) / 7.0,
+        max_grade=max_grade,
+        team_event=(team_max > 1).astype(np.float32),
+        series_key=graph.series_keys().to_numpy().astype(str),
+        format_level=(ev["format"].astype(str) + "/" + ev["level"].astype(str)).to_numpy(),
+    )
+
+
+def _take(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Dense `m[rows][:, cols]`, for a few rows without building intermediate sparse matrices."""
+    if len(rows) * m.shape[1] > DENSE_GATHER_CELLS:
+        return np.asarray(m[rows][:, cols].toarray())
+    rows = np.where(rows < 0, rows + m.shape[0], rows)
+    dense = np.zeros((len(rows), m.shape[1]), dtype=m.dtype)
+    starts = m.indptr[rows]
+    counts = m.indptr[rows + 1] - starts
+    total = int(counts.sum())
+    if total:
+        pos = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
+        at = (np.repeat(np.arange(len(rows)), counts), m.indices[pos])
+        if m.has_canonical_format:
+            dense[at] = m.data[pos]
+        else:  # duplicates are summed in stored order, as toarray() does
+            np.add.at(dense, at, m.data[pos])
+    return dense[:, cols]
+
+
+def _cross(
+    left: sp.csr_matrix, rows: np.ndarray, right: sp.csr_matrix, right_t: np.ndarray, cols: np.ndarray
+) -> np.ndarray:
+    """Dense `left[rows] @ right[cols].T`, every cell summed in scipy's order (a left row's entries as stored)."""
+    if len(rows) > FEW_PARTICIPANTS:
+        return np.asarray((left[rows] @ right[cols].T).toarray())
+    dtype = np.result_type(left.dtype, right.dtype)
+    out = np.zeros((len(rows), len(cols)), dtype=dtype)
+    if not len(cols):
+        return out
+    sub = right_t[:, cols].astype(dtype, copy=False)
+    for i, r in enumerate(rows):
+        start, end = left.indptr[r], left.indptr[r + 1]
+        acc = out[i]
+        for k, v in zip(left.indices[start:end].tolist(), left.data[start:end], strict=True):
+            acc += v * sub[k]
+    return out
+
+
+
+def build_context(
+    graph: AchievementsGraph, as_of: pd.Timestamp | str, events: EventSide | None = None
+) -> RankingContext:
+    """Per-participant and per-event state from the graph's rows dated before `as_of`.
+
+    `events` is the graph's `event_side` at `as_of` when the caller keeps one (it does not depend on the
+    achievements, so it outlives graphs that only gain achievements).
+    """
     now = to_timestamp(as_of)
     g = graph if graph.known_before(now) else graph.as_of(now)
+    side = events if events is not None else event_side(g, now)
+    if side.as_of != now or side.n_events != g.n_events:
+        raise ValueError("the event side was built for another date or events table")
     a = g.achievements
     n_p, n_e = g.n_participants, g.n_events
     p_idx = a["participant_idx"].to_numpy()
@@ -163,6 +332,10 @@ def build_context(graph: AchievementsGraph, as_of: pd.Timestamp | str) -> Rankin
     teammates_series = _binarize(mates) @ taken
 
     mentor_comp = _latest_mentor_competences(g)
+    event_series = np.asarray(series.index.get_indexer(side.series_key))
+    seen = event_series >= 0
+    # argmax sorts a matrix's indices in place: on a copy, so that the profile keeps its order of sums.
+    top_competence = np.asarray(profile.copy().argmax(axis=1)).ravel()
     return RankingContext(
         as_of=now, series=series, profile=profile, history_events=history, reached_level=reached,
         qualified=g.qualified(), participant_series=ps, format_share=fmt_share, settlement=settlement,
@@ -170,7 +343,11 @@ def build_context(graph: AchievementsGraph, as_of: pd.Timestamp | str) -> Rankin
         series_region_pop=(region_onehot @ taken).tocsr(), series_grade_pop=(grade_onehot @ taken).tocsr(),
         format_level_pop=format_level_pop, schoolmates_series=sp.csr_matrix(schoolmates_series),
         teammates_series=sp.csr_matrix(teammates_series), mentor_competences=mentor_comp,
-        event_competence=g.event_competence(),
+        event_competence=g.event_competence(), declared=_rows_normalized(g.participant_interests(), "l2"),
+        events=side, profile_l2=L2Rows.of(profile), top_competence=top_competence,
+        has_profile=np.asarray(profile.sum(axis=1)).ravel() > 0, event_series=event_series,
+        event_series_popularity=_log1p(series_pop[np.where(seen, event_series, 0)]) * seen,
+        event_format_popularity=_log1p(format_level_pop.reindex(side.format_level).fillna(0.0).to_numpy()),
     )
 
 
@@ -207,30 +384,34 @@ def _latest_mentor_competences(g: AchievementsGraph) -> sp.csr_matrix:
 def pair_features(
     graph: AchievementsGraph, ctx: RankingContext, participants: np.ndarray, events: np.ndarray
 ) -> np.ndarray:
-    """Dense features [participants x events x len(FEATURES)] as float32."""
-    n_p, n_e = len(participants), len(events)
-    ev = graph.events.iloc[events]
-    ec = ctx.event_competence[events]
-    prof = ctx.profile[participants]
+    """Dense features [participants x events x len(FEATURES)] as float32.
+
+    Event columns are read from `ctx.events` (built once per events table and date) and participant rows
+    are gathered from the context, so a request does array work on its candidates only. The values are
+    bit for bit those of computing the block from the graph's tables (tests/features/test_ranking.py).
+    """
+    side = ctx.events
+    if graph.n_events != side.n_events:
+        raise ValueError(f"the ranking context holds {side.n_events} events, the graph {graph.n_events}")
+    p = np.asarray(participants, dtype=np.int64)
+    e = np.asarray(events, dtype=np.int64)
+    n_p, n_e = len(p), len(e)
     out = np.zeros((n_p, n_e, len(FEATURES)), dtype=np.float32)
-    put = {name: i for i, name in enumerate(FEATURES)}
 
     def set_(name: str, value: np.ndarray | float) -> None:
-        out[:, :, put[name]] = value
+        out[:, :, _COLUMN[name]] = value
 
-    dot = (prof @ ec.T).toarray()
-    set_("interest_dot", dot)
-    ec_n = _rows_normalized(ec, "l2")
-    prof_n = _rows_normalized(prof, "l2")
-    set_("interest_cos", (prof_n @ ec_n.T).toarray())
-    top = np.asarray(prof.argmax(axis=1)).ravel()
-    has_profile = np.asarray(prof.sum(axis=1)).ravel() > 0
-    top_share = _rows_normalized(ec, "l1")[:, top].toarray().T * has_profile[:, None]
-    set_("interest_top", top_share)
-    set_("history_events", _log1p(ctx.history_events[participants])[:, None])
+    set_("interest_dot", _cross(ctx.profile, p, side.competence, side.competence_t, e))
+    ec_n, ec_n_t = side.competence_l2_for(e)
+    set_("interest_cos", _cross(ctx.profile_l2.for_block(p), p, ec_n, ec_n_t, e))
+    set_("interest_top", side.competence_l1[e][:, ctx.top_competence[p]].T * ctx.has_profile[p][:, None])
+    # The cold-start signal: what participants said they like, for those with no (or a short) history.
+    has_declared = np.diff(ctx.declared.indptr)[p] > 0
+    set_("declared_fit", np.where(has_declared[:, None], _cross(ctx.declared, p, ec_n, ec_n_t, e), np.nan))
+    set_("history_events", _log1p(ctx.history_events[p])[:, None])
 
-    level = ev["level_rank"].to_numpy(np.float32)
-    reached = ctx.reached_level[participants].astype(np.float32)
+    level = side.level[e]
+    reached = ctx.reached_level[p].astype(np.float32)
     target = np.minimum(reached + 1, len(LEVELS) - 1)
     gap = level[None, :] - target[:, None]
     set_("level_gap", gap)
@@ -238,47 +419,39 @@ def pair_features(
     set_("reached_level", reached[:, None])
     set_("event_level", level[None, :])
 
-    if Columns.ParentEvent in ev.columns:
-        parents = graph.event_index.get_indexer(ev[Columns.ParentEvent].astype("string").fillna(""))
-        staged = parents >= 0
+    parents = side.parent[e]
+    staged = parents >= 0
+    if staged.any():
         q = np.zeros((n_p, n_e), dtype=np.float32)
-        if staged.any():
-            q[:, staged] = ctx.qualified[participants][:, parents[staged]].toarray()
+        q[:, staged] = _take(ctx.qualified, p, parents[staged])
         set_("qualified_stage", q)
         set_("stage_event", staged.astype(np.float32)[None, :])
 
-    s = ctx.series.index.get_indexer(graph.series_keys().to_numpy()[events].astype(str))
+    s = ctx.event_series[e]
     seen = s >= 0
     s_safe = np.where(seen, s, 0)
     mask_seen = seen.astype(np.float32)[None, :]
-    set_("series_taken", _log1p(ctx.participant_series[participants][:, s_safe].toarray()) * mask_seen)
-    fmt = ev["format"].map({f: i for i, f in enumerate(EVENT_FORMATS)}).fillna(0).to_numpy(np.int64)
-    set_("format_share", ctx.format_share[participants][:, fmt])
-    online = online_flags(ev).astype(np.float32)
-    settlement = ctx.settlement[participants].astype(np.float32)
+    set_("series_taken", _log1p(_take(ctx.participant_series, p, s_safe)) * mask_seen)
+    fmt = side.format_code[e]
+    set_("format_share", ctx.format_share[p][:, fmt])
+    online = side.online[e]
+    settlement = ctx.settlement[p].astype(np.float32)
     set_("online", online[None, :])
     set_("settlement", settlement[:, None])
     set_("offline_rural", (1 - online)[None, :] * (settlement == 2)[:, None])
     set_("offline_town", (1 - online)[None, :] * (settlement == 1)[:, None])
-    set_("series_popularity", (_log1p(ctx.series_pop[s_safe]) * seen)[None, :])
-    region = ctx.region_code[participants]
-    set_("series_popularity_region", _log1p(ctx.series_region_pop[region][:, s_safe].toarray()) * mask_seen)
-    grade_codes = np.clip(np.nan_to_num(ctx.grade[participants], nan=0.0), 0, 19).astype(np.int64)
-    set_("series_popularity_grade", _log1p(ctx.series_grade_pop[grade_codes][:, s_safe].toarray()) * mask_seen)
-    fl = (ev["format"].astype(str) + "/" + ev["level"].astype(str)).to_numpy()
-    set_("format_popularity", _log1p(ctx.format_level_pop.reindex(fl).fillna(0.0).to_numpy())[None, :])
-    set_("schoolmates_series", _log1p(ctx.schoolmates_series[participants][:, s_safe].toarray()) * mask_seen)
-    set_("teammates_series", _log1p(ctx.teammates_series[participants][:, s_safe].toarray()) * mask_seen)
-    set_("mentor_fit", (ctx.mentor_competences[participants] @ ec.T).toarray())
-    weeks = (ev[Columns.StartDate] - ctx.as_of).dt.days.to_numpy(np.float32) / 7.0
-    set_("weeks_to_start", weeks[None, :])
-    grade = ctx.grade[participants].astype(np.float32)
+    set_("series_popularity", ctx.event_series_popularity[e][None, :])
+    set_("series_popularity_region", _log1p(_take(ctx.series_region_pop, ctx.region_code[p], s_safe)) * mask_seen)
+    grade_codes = np.clip(np.nan_to_num(ctx.grade[p], nan=0.0), 0, 19).astype(np.int64)
+    set_("series_popularity_grade", _log1p(_take(ctx.series_grade_pop, grade_codes, s_safe)) * mask_seen)
+    set_("format_popularity", ctx.event_format_popularity[e][None, :])
+    set_("schoolmates_series", _log1p(_take(ctx.schoolmates_series, p, s_safe)) * mask_seen)
+    set_("teammates_series", _log1p(_take(ctx.teammates_series, p, s_safe)) * mask_seen)
+    set_("mentor_fit", _cross(ctx.mentor_competences, p, side.competence, side.competence_t, e))
+    set_("weeks_to_start", side.weeks_to_start[e][None, :])
+    grade = ctx.grade[p].astype(np.float32)
     set_("grade", grade[:, None])
-    max_grade = ev["max_grade"].astype("Float64").astype("float64").to_numpy(np.float32) \
-        if "max_grade" in ev.columns else np.full(n_e, np.nan, np.float32)
-    set_("grade_span", max_grade[None, :] - grade[:, None])
+    set_("grade_span", side.max_grade[e][None, :] - grade[:, None])
     set_("format", fmt.astype(np.float32)[None, :])
-    team_max = ev["team_max"].astype("Float64").fillna(1).astype("float64").to_numpy(np.float32) \
-        if "team_max" in ev.columns else np.ones(n_e, np.float32)
-    set_("team_event", (team_max > 1).astype(np.float32)[None, :])
+    set_("team_event", side.team_event[e][None, :])
     return out

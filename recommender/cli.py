@@ -20,6 +20,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "backtest": ("training.cli:backtest_app", "Fit before a date, write every participant's top-K next steps."),
     "tune": ("training.cli:tune_app", "Optuna study over a model's hyperparameters, trials in MLflow."),
     "serve": ("serving.cli:serve_app", "Run the HTTP API."),
+    "keys": ("recommender.store.keys_cli:app", "Create, list and revoke API keys (stored hashed)."),
     "profiles": ("features.cli:profiles_app", "Competence profiles: prequential replay, fit, one profile."),
     "admissions": ("training.admissions_cli:admissions_app", "Score participants against an admissions program."),
     "demo": ("serving.cli:demo_app", "Synthetic world -> trained models -> API, on the embedded default."),
@@ -29,6 +30,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "indicators": ("recommender.indicators.cli:app", "Roadmap indicators of a year as JSON and a report."),
     "mentors": ("training.mentors_cli:mentors_app", "Mentor assignment for an event or a region under capacities."),
     "teams": ("training.teams_cli:teams_app", "Form an event's teams within its size limits."),
+    "models": ("training.models_cli:models_app", "Promote or roll back the champion model; list versions."),
 }
 
 

@@ -26,6 +26,7 @@ class Columns:
     EndDate: Final = "end_date"
     RegistrationDeadline: Final = "registration_deadline"
     RegistrationOpens: Final = "registration_opens"
+    Interests: Final = "interests"
     Role: Final = "role"
     Result: Final = "result"
     Score: Final = "score"

@@ -139,6 +139,9 @@ class AchievementsGraph:
     competences: pd.DataFrame
     # Date the graph is known up to (exclusive); None = everything in the source.
     cutoff: pd.Timestamp | None = None
+    # The last `live_rows` achievements were folded in while serving (`with_achievements`): they are
+    # known from the moment they were posted, so a cut on the day they are dated keeps them.
+    live_rows: int = 0
     _cache: dict[str, sp.csr_matrix] = field(default_factory=dict, compare=False, repr=False)
 
     # ---- construction -------------------------------------------------------------------------
@@ -244,7 +247,18 @@ class AchievementsGraph:
         cut = to_timestamp(when)
         if self.cutoff is not None:
             return self.cutoff <= cut
-        return self.latest_date is None or self.latest_date < cut
+        if not self.live_rows:
+            return self.latest_date is None or self.latest_date < cut
+        base, live = self._latest_dates
+        return (base is None or base < cut) and (live is None or live <= cut)
+
+    @cached_property
+    def _latest_dates(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+        """Newest date of the loaded rows and of the live (folded-in) rows."""
+        dates = self.achievements[Columns.Date]
+        split = len(dates) - self.live_rows
+        base, live = dates.iloc[:split], dates.iloc[split:]
+        return (pd.Timestamp(base.max()) if len(base) else None, pd.Timestamp(live.max()) if len(live) else None)
 
     @property
     def n_participants(self) -> int:
@@ -265,14 +279,24 @@ class AchievementsGraph:
         Node positions are kept, so ids map the same in the full graph and in its past.
         """
         cut = to_timestamp(when)
-        ach = self.achievements[self.achievements[Columns.Date] < cut]
+        dates = self.achievements[Columns.Date].to_numpy()
+        keep = dates < cut.to_datetime64()
+        live = np.zeros(len(keep), dtype=bool)
+        if self.live_rows:
+            # Posted rows are known from the moment they were posted: a cut on their day keeps them.
+            live[len(live) - self.live_rows:] = True
+            keep |= live & (dates == cut.to_datetime64())
         # An event in the future of `when` that is not announced yet must not leak; positions stay
         # stable by keeping the row but marking it unknown.
         known = self.events[Columns.StartDate] < cut + pd.Timedelta(days=announce_days)
-        ach = ach[known.to_numpy()[ach["event_idx"].to_numpy()]]
+        keep &= known.to_numpy()[self.achievements["event_idx"].to_numpy()]
+        ach = self.achievements[keep]
         events = self.events.copy()
         events["announced"] = known.to_numpy()
-        return replace(self, achievements=ach.reset_index(drop=True), events=events, cutoff=cut, _cache={})
+        # Declared interests do not depend on time: the past shares them.
+        kept = {key: m for key, m in self._cache.items() if key == "pi"}
+        return replace(self, achievements=ach.reset_index(drop=True), events=events, cutoff=cut,
+                       live_rows=int((keep & live).sum()), _cache=kept)
 
     def announced(self) -> np.ndarray:
         """Boolean mask of the events known in this graph."""
@@ -363,6 +387,15 @@ class AchievementsGraph:
             )
         return self._cache["ec"]
 
+    def participant_interests(self) -> sp.csr_matrix:
+        """Participants x competences: the interests participants declared (AIF extension), empty rows when none.
+
+        Competences outside the graph's vocabulary are left out, as in `event_competence`.
+        """
+        if "pi" not in self._cache:
+            self._cache["pi"] = _weighted_matrix(self.participants, Columns.Interests, self.competence_index)
+        return self._cache["pi"]
+
     def participant_competence(self) -> sp.csr_matrix:
         """Participants x competences: competence weight of every event taken, summed."""
         return (self.participant_event() @ self.event_competence()).tocsr()
@@ -398,3 +431,246 @@ class AchievementsGraph:
         m.data[:] = 1.0
         self._cache["qualified"] = m
         return m
+
+    # ---- fold-in (serving) --------------------------------------------------------------------
+    def with_achievements(
+        self, rows: pd.DataFrame, *, participants: pd.DataFrame | None = None
+    ) -> AchievementsGraph:
+        """This graph plus new achievement rows (and the new participants they need), without a rebuild.
+
+        `rows` carry the AIF achievement fields; every row must name an event of the graph and a
+        participant of the graph or of `participants` (rows as `participants` holds them). Rows already
+        in the graph (same participant, event and role) are left out, so folding the same row twice
+        changes nothing. The new graph shares the events side (tables, rule arrays, competence matrix,
+        series) and gets the participant-side matrices patched by inserting the new entries: the cost is
+        a few copies of flat arrays, milliseconds where a rebuild takes seconds. The rows are live
+        (`live_rows`): a cut on the day they are dated keeps them, so `known_before(today)` still holds
+        after a fold-in of today's registration and requests never copy the graph to cut it.
+        """
+        graph = self._with_participants(participants) if participants is not None and len(participants) else self
+        new = graph._new_achievement_rows(rows)
+        if not len(new):
+            return graph
+        achievements = pd.concat([graph.achievements, new], ignore_index=True)
+        achievements = _compact_chunks(achievements)
+        out = replace(graph, achievements=achievements, live_rows=graph.live_rows + len(new), _cache={})
+        p, e = new["participant_idx"].to_numpy(np.int64), new["event_idx"].to_numpy(np.int64)
+        shape = (out.n_participants, out.n_events)
+        for key, matrix in graph._cache.items():
+            if key in ("ec", "pi"):
+                out._cache[key] = matrix  # events x competences, declared interests: neither changed
+            elif key == "peTrue":
+                weights = 1.0 + np.maximum(new["result_rank"].to_numpy(np.float32), 0)
+                out._cache[key] = _csr_with_entries(matrix, p, e, weights, shape)
+            elif key == "peFalse":
+                out._cache[key] = _csr_with_entries(matrix, p, e, np.ones(len(p), np.float32), shape)
+            elif key == "qualified":
+                won = new[Columns.Result].isin(QUALIFYING_RESULTS).to_numpy()
+                out._cache[key] = _csr_with_entries(
+                    matrix, p[won], e[won], np.ones(int(won.sum()), np.float32), shape, binary=True
+                )
+            # Any other cached matrix is rebuilt from the rows when first asked for.
+        shared = ("participant_index", "event_index", "competence_index", "_grade_law", "event_arrays",
+                  "participant_region_codes", "_series_keys", "_team_index")
+        cached = graph.__dict__
+        for name in shared:
+            if name in cached:
+                out.__dict__[name] = cached[name]
+        if "registrations_per_event" in cached:
+            out.__dict__["registrations_per_event"] = cached["registrations_per_event"] + np.bincount(
+                e, minlength=graph.n_events
+            )
+        newest = pd.Timestamp(new[Columns.Date].max())
+        base, live = graph._latest_dates
+        out.__dict__["_latest_dates"] = (base, newest if live is None else max(live, newest))
+        latest = graph.latest_date
+        out.__dict__["latest_date"] = newest if latest is None else max(latest, newest)
+        return out
+
+    def _new_achievement_rows(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """`rows` as this graph's achievement frame holds them (columns, dtypes, positions), minus known ones.
+
+        Written for a handful of rows at a time: plain loops and one frame construction, never a scan of
+        the graph's rows beyond those of the participants whose (participant, event) pair is taken already.
+        """
+        rows = rows.reset_index(drop=True)
+        p = np.asarray(self.participant_index.get_indexer(rows[Columns.Participant].astype(str)), dtype=np.int64)
+        e = np.asarray(self.event_index.get_indexer(rows[Columns.Event].astype(str)), dtype=np.int64)
+        if (p < 0).any() or (e < 0).any():
+            raise ValueError(f"{int(((p < 0) | (e < 0)).sum())} rows refer to participants or events missing from"
+                             " the graph")
+        roles = rows[Columns.Role].astype(str).tolist()
+        known: set[tuple[int, int, str]] = set()
+        taken = np.asarray(self.participant_event()[p, e]).ravel() > 0
+        if taken.any():
+            # Only the participants concerned are scanned, for the role (a person may be contestant and volunteer).
+            a = self.achievements
+            mine = a[a["participant_idx"].isin(p[taken])]
+            known = set(zip(mine["participant_idx"].tolist(), mine["event_idx"].tolist(),
+                            mine[Columns.Role].astype(str).tolist(), strict=True))
+        keep = []
+        for i, key in enumerate(zip(p.tolist(), e.tolist(), roles, strict=True)):
+            if key not in known:
+                known.add(key)
+                keep.append(i)
+        index = np.asarray(keep, dtype=np.int64)
+        base = self.achievements
+        derived = {
+            "participant_idx": p[index].astype(np.int32),
+            "event_idx": e[index].astype(np.int32),
+            "team_idx": self._team_positions(rows, index),
+            "result_rank": np.asarray([RESULT_RANK.get(r, -1) for r in rows[Columns.Result].iloc[index].tolist()],
+                                      dtype=np.int8),
+        }
+        columns: dict[str, object] = {}
+        for name, dtype in base.dtypes.items():
+            if name in derived:
+                columns[str(name)] = derived[str(name)]
+            elif name in rows.columns:
+                column = rows[name].iloc[index] if len(index) < len(rows) else rows[name]
+                columns[str(name)] = (column if column.dtype == dtype else column.astype(dtype)).array
+            else:
+                columns[str(name)] = pd.array([None] * len(index), dtype=dtype)
+        for name, values in derived.items():
+            columns.setdefault(name, values)
+        return pd.DataFrame(columns, index=pd.RangeIndex(len(index)))
+
+    def _team_positions(self, rows: pd.DataFrame, index: np.ndarray) -> np.ndarray:
+        out = np.full(len(index), -1, dtype=np.int32)
+        if Columns.Team not in rows.columns:
+            return out
+        teams = rows[Columns.Team].iloc[index]
+        named = teams.notna().to_numpy(dtype=bool)
+        if named.any():
+            if "_team_index" not in self.__dict__:
+                self.__dict__["_team_index"] = pd.Index(self.teams[Columns.Team].astype(str))
+            out[named] = self.__dict__["_team_index"].get_indexer(teams[named].astype(str))
+        return out
+
+    def _with_participants(self, participants: pd.DataFrame) -> AchievementsGraph:
+        """This graph with participants it does not hold yet appended (positions of the others kept)."""
+        ids = participants[Columns.Participant].astype(str)
+        rows = participants[~ids.isin(self.participant_index).to_numpy()].drop_duplicates(Columns.Participant)
+        rows = rows.drop(columns=[c for c in IDENTITY_FIELDS if c in rows.columns]).reset_index(drop=True)
+        if not len(rows):
+            return self
+        base = self.participants
+        for name in base.columns:
+            if name not in rows.columns:
+                rows[name] = pd.Series([None] * len(rows), dtype=base[name].dtype)
+        rows = rows[list(base.columns)].astype(base.dtypes.to_dict())
+        merged = pd.concat([base, rows], ignore_index=True)
+        out = replace(self, participants=merged, _cache={})
+        shape = (out.n_participants, out.n_events)
+        for key, matrix in self._cache.items():
+            if key == "pi":
+                # The new participants' declared interests are appended below the known rows.
+                added = _weighted_matrix(rows, Columns.Interests, self.competence_index)
+                out._cache[key] = sp.csr_matrix(sp.vstack([matrix, added], format="csr"))
+                continue
+            out._cache[key] = matrix if key == "ec" else _csr_with_entries(
+                matrix, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), shape
+            )
+        cached = self.__dict__
+        for name in ("event_index", "competence_index", "event_arrays", "_series_keys", "registrations_per_event",
+                     "latest_date", "_latest_dates"):
+            if name in cached:
+                out.__dict__[name] = cached[name]
+        out.__dict__["participant_index"] = self.participant_index.append(pd.Index(rows[Columns.Participant]
+                                                                                   .astype(str)))
+        return out
+
+
+def _weighted_matrix(frame: pd.DataFrame, column: str, vocabulary: pd.Index) -> sp.csr_matrix:
+    """Rows x vocabulary from a weighted-list column (`id:w;id:w`); each distinct text is parsed once."""
+    shape = (len(frame), len(vocabulary))
+    if column not in frame.columns or not len(frame):
+        return sp.csr_matrix(shape, dtype=np.float32)
+    codes, texts = pd.factorize(frame[column].astype("string"), use_na_sentinel=True)
+    positions = {c: i for i, c in enumerate(vocabulary)}
+    parsed = [[(positions[c], w) for c, w in parse_weighted(str(t)) if c in positions] for t in texts]
+    lengths = np.asarray([len(p) for p in parsed], dtype=np.int64)
+    rows = np.flatnonzero(codes >= 0)
+    per_row = lengths[codes[rows]]
+    flat_cols = np.asarray([c for p in parsed for c, _ in p], dtype=np.int64)
+    flat_vals = np.asarray([w for p in parsed for _, w in p], dtype=np.float32)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    # Entry j of row r is entry j of its text's parsed list.
+    offsets = np.arange(int(per_row.sum()), dtype=np.int64) - np.repeat(np.cumsum(per_row) - per_row, per_row)
+    take = np.repeat(starts[codes[rows]], per_row) + offsets
+    return sp.csr_matrix(
+        (flat_vals[take], (np.repeat(rows, per_row), flat_cols[take])), shape=shape, dtype=np.float32
+    )
+
+
+def _csr_with_entries(
+    matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray, values: np.ndarray, shape: tuple[int, int],
+    *, binary: bool = False,
+) -> sp.csr_matrix:
+    """A new canonical CSR matrix: `matrix` (grown to `shape`) plus the entries, duplicates summed (or set
+    to 1 when `binary`). Entries are inserted into copies of the flat arrays, never rebuilt from triplets."""
+    m = matrix
+    if not m.has_canonical_format:
+        m = matrix.copy()
+        m.sum_duplicates()
+    indptr = np.concatenate([m.indptr, np.full(shape[0] - m.shape[0], m.indptr[-1], dtype=m.indptr.dtype)])
+    data, indices = m.data.copy(), m.indices
+    if len(rows):
+        order = np.lexsort((cols, rows))
+        keys = rows[order] * shape[1] + cols[order]
+        unique, first = np.unique(keys, return_index=True)
+        summed = np.add.reduceat(values[order].astype(data.dtype), first)
+        r, c = unique // shape[1], unique % shape[1]
+        starts, ends = indptr[r], indptr[r + 1]
+        pos = np.asarray([s + np.searchsorted(indices[s:t], cc) for s, t, cc in zip(starts, ends, c, strict=True)],
+                         dtype=np.int64)
+        exists = (pos < ends) & (indices[np.minimum(pos, len(indices) - 1)] == c) if len(indices) else \
+            np.zeros(len(pos), dtype=bool)
+        if binary:
+            data[pos[exists]] = 1.0
+        else:
+            data[pos[exists]] += summed[exists]
+        added = ~exists
+        if added.any():
+            at = pos[added]
+            indices = _insert_sorted(indices, at, c[added].astype(indices.dtype))
+            data = _insert_sorted(data, at, np.ones(len(at), data.dtype) if binary else summed[added])
+            grow = np.bincount(r[added] + 1, minlength=shape[0] + 1).cumsum()
+            indptr = indptr + grow.astype(indptr.dtype)
+    out = sp.csr_matrix((data, indices, indptr), shape=shape)
+    out.has_canonical_format = True  # sorted, no duplicates: the next fold-in need not check millions of entries
+    return out
+
+
+def _insert_sorted(values: np.ndarray, at: np.ndarray, new: np.ndarray) -> np.ndarray:
+    """`values` with `new[j]` inserted before position `at[j]` (`at` ascending): a few block copies, where
+    `np.insert` sorts and masks the whole array."""
+    out = np.empty(len(values) + len(at), dtype=values.dtype)
+    if len(at) > 1024:  # many rows at once (a start-up catch-up): one masked copy is cheaper than many slices
+        slots = at + np.arange(len(at))
+        keep = np.ones(len(out), dtype=bool)
+        keep[slots] = False
+        out[keep] = values
+        out[slots] = new
+        return out
+    previous = 0
+    for j, (position, value) in enumerate(zip(at.tolist(), new.tolist(), strict=True)):
+        out[previous + j : position + j] = values[previous:position]
+        out[position + j] = value
+        previous = position
+    out[previous + len(at):] = values[previous:]
+    return out
+
+
+# Fold-ins append Arrow-backed text without copying it (one more chunk each); past this many chunks the
+# columns are made contiguous again, so that scans do not slow down as the fold-ins pile up.
+MAX_TEXT_CHUNKS = 64
+
+
+def _compact_chunks(frame: pd.DataFrame) -> pd.DataFrame:
+    for name in frame.columns:
+        array = frame[name].array
+        chunked = getattr(array, "_pa_array", None)
+        if chunked is not None and chunked.num_chunks > MAX_TEXT_CHUNKS:
+            frame[name] = pd.Series(type(array)(chunked.combine_chunks()), index=frame.index, name=name)
+    return frame

@@ -127,6 +127,9 @@ PARTICIPANTS = TableSpec(
         _f("email", Kind.TEXT, identity=True),
         _f("consent_research", Kind.BOOL),
         _f("consent_admissions", Kind.BOOL),
+        # Extension of AIF v1 (optional, so old files stay valid): competences the participant declared an
+        # interest in at sign-up, a weighted list like events' `competences` (the cold-start signal).
+        _f("interests", Kind.WEIGHTED, ref="competences"),
     ),
 )
 

@@ -10,7 +10,24 @@ from fastapi import FastAPI
 from recommender import __version__
 from recommender.graph import AchievementsGraph
 from serving import errors
-from serving.routers import health, participants
+from serving.logs import configure_logging
+from serving.model_watcher import model_watcher
+from serving.observability import RequestObserver
+from serving.routers import (
+    achievements,
+    feedback,
+    health,
+    jobs,
+    mentors,
+    metrics,
+    models,
+    participants,
+    profiles,
+    programs,
+    teammates,
+)
+from serving.services import fold_in
+from serving.services.jobs import start_up as start_jobs
 from serving.settings import Settings, get_settings
 from serving.state import ServingState, load_state
 
@@ -24,7 +41,12 @@ def create_app(settings: Settings | None = None, *, state: ServingState | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if state is None:
             app.state.serving = load_state(cfg, graph)
+            start_jobs(app.state.serving)  # jobs a stopped worker left running are reported failed
+            # Follows the champion alias (a given state is a test's fixture: it is not swapped behind its back).
+            model_watcher(app, cfg).start()
         yield
+        if hasattr(app.state, "model_watcher"):
+            app.state.model_watcher.stop()
 
     app = FastAPI(
         title="Trajectory recommender API",
@@ -32,9 +54,23 @@ def create_app(settings: Settings | None = None, *, state: ServingState | None =
         description="Next steps, trajectories, profiles, mentors and teams for young technology enthusiasts.",
         lifespan=lifespan,
     )
+    app.state.settings = cfg
     if state is not None:
         app.state.serving = state
+    else:  # a real service (tests keep pytest's logging)
+        configure_logging(cfg.log_format, cfg.log_level)
+    fold_in.install(app)  # inside the observer: the fold-in check counts in the request's latency
+    app.add_middleware(RequestObserver)
     errors.install(app)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     app.include_router(participants.router)
+    app.include_router(models.router)
+    app.include_router(achievements.router)
+    app.include_router(feedback.router)
+    app.include_router(jobs.router)
+    app.include_router(profiles.router)
+    app.include_router(mentors.router)
+    app.include_router(teammates.router)
+    app.include_router(programs.router)
     return app

@@ -23,11 +23,22 @@ def serve(
     store: Annotated[str | None, typer.Option(help="store URL (default: embedded SQLite under data/)")] = None,
 ) -> None:
     """Run the HTTP API (settings also come from TRAJECTORY_* environment variables)."""
-    import uvicorn
-
     if store:
         os.environ["TRAJECTORY_STORE"] = store
-    uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers)
+    _run(host, port, workers)
+
+
+def _run(host: str, port: int, workers: int) -> None:
+    """uvicorn with our JSON logs; SIGTERM finishes requests in flight (up to 30 s) before exiting."""
+    import tempfile
+
+    import uvicorn
+
+    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics to files here; /metrics on any worker sums them all.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="trajectory-metrics-")
+    uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers, log_config=None,
+                timeout_graceful_shutdown=30)
 
 
 def _step(args: list[str], env: dict[str, str]) -> dict[str, object]:
@@ -72,15 +83,14 @@ def demo(
         emit_json(summary)
         return
     typer.echo(json.dumps({"as_of": as_of, "registered": trained.get("registered")}, ensure_ascii=False), err=True)
+    key = _step(["keys", "create", "--scope", "frontend", "--scope", "analyst", "--name", "demo"], env)["key"]
     example = _a_participant_with_history(out / "aif")
-    typer.echo(f"API on http://{host}:{port}/docs — try: curl "
+    typer.echo(f"API on http://{host}:{port}/docs — try: curl -H 'Authorization: Bearer {key}' "
                f"'http://{host}:{port}/v1/participants/{example}/next-steps?k=5'", err=True)
     os.environ["TRAJECTORY_AS_OF"] = as_of
     if store:
         os.environ["TRAJECTORY_STORE"] = store
-    import uvicorn
-
-    uvicorn.run("serving.app:create_app", factory=True, host=host, port=port)
+    _run(host, port, 1)
 
 
 def _default_config() -> Path | None:

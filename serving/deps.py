@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from serving.settings import Settings, get_settings
+from serving.settings import Settings
 from serving.state import ServingState
 
 
@@ -15,5 +15,11 @@ def get_state(request: Request) -> ServingState:
     return state
 
 
+def get_app_settings(request: Request) -> Settings:
+    """The settings the app was created with (tests and operators may pass their own)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 StateDep = Annotated[ServingState, Depends(get_state)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -14,6 +15,15 @@ class ErrorBody(BaseModel):
 
 class ErrorOut(BaseModel):
     error: ErrorBody
+
+
+# Documented on every route that takes a key (OpenAPI): the error shape of 401, 403, 429 and 503.
+AUTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut, "description": "no API key, or not a valid one"},
+    403: {"model": ErrorOut, "description": "the key lacks the scope"},
+    429: {"model": ErrorOut, "description": "the key's rate limit is exceeded (see Retry-After)"},
+    503: {"model": ErrorOut, "description": "the database is unavailable"},
+}
 
 
 class NextStepOut(BaseModel):

@@ -1,4 +1,4 @@
-"""Service settings, one class, read from TRAJECTORY_* environment variables."""
+"""Service settings, one class, read from TRAJECTORY_* environment variables (e.g. TRAJECTORY_STORE)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     max_k: int = 100
+    # A competence or team model missing from the registry is fitted at start-up up to this many achievements.
+    side_fit_max_achievements: int = 5_000_000
+    model_poll_seconds: float = 30.0  # how often each worker checks the registry's champion alias; 0 = never
+    key_cache_seconds: float = 30.0  # a verified API key is trusted this long without a database look-up
+    rate_limit_per_minute: int = 60_000  # per key and worker process, unless the key sets its own
+    log_format: str = "json"  # json | text
+    log_level: str = "INFO"
 
 
 @lru_cache

@@ -5,12 +5,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import date
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from recommender.graph import AchievementsGraph
 from recommender.models import EventRecommender
+from recommender.store.store import Store
+from serving.loaded_model import LoadedModel
 from serving.settings import Settings
+
+if TYPE_CHECKING:
+    from serving.side_models import SideModels
 
 log = logging.getLogger("trajectory.serving")
 
@@ -23,6 +29,27 @@ class ServingState:
     model_version: str | None
     degraded_reasons: list[str] = field(default_factory=list)
     fixed_today: date | None = None
+    store: Store | None = None  # the online store (keys, audit, writes); None only in tests without one
+    # The next-steps model as requests must read it: one immutable reference, replaced whole by a swap.
+    # `model`, `model_label` and `model_version` are the start-up values, mirrored after each swap.
+    next_steps: LoadedModel = field(init=False)
+    # Other models the service holds (profiles, mentors, teams): listed by GET /v1/models.
+    other_models: list[LoadedModel] = field(default_factory=list)
+    # Competence profiles, mentors, teammates and admissions scores (serving/side_models.py); None: not loaded.
+    side: SideModels | None = None
+
+    def __post_init__(self) -> None:
+        kind = str(getattr(self.model, "name", type(self.model).__name__))
+        alias = None if self.model_version is None else "champion"
+        self.next_steps = LoadedModel("next-steps", kind, self.model_label, self.model, self.model_version, alias)
+
+    def swap_next_steps(self, loaded: LoadedModel) -> None:
+        """Serve `loaded` from the next request on; requests under way finish with the model they read."""
+        self.next_steps = loaded
+        self.model, self.model_label, self.model_version = loaded.model, loaded.label, loaded.version
+
+    def loaded_models(self) -> list[LoadedModel]:
+        return [self.next_steps, *self.other_models]
 
     @property
     def degraded(self) -> bool:
@@ -32,22 +59,25 @@ class ServingState:
         return pd.Timestamp(self.fixed_today or date.today())
 
 
-def load_graph(settings: Settings) -> AchievementsGraph:
-    from recommender.store.store import Store
-
-    return AchievementsGraph.from_tables(Store(settings.store).tables())
+def load_graph(store: Store) -> AchievementsGraph:
+    return AchievementsGraph.from_tables(store.tables())
 
 
 def load_state(settings: Settings, graph: AchievementsGraph | None = None) -> ServingState:
     """Load the graph and the champion; a missing or broken model degrades to popularity, never fails."""
-    g = graph if graph is not None else load_graph(settings)
+    store = Store(settings.store)
+    store.migrate()  # the service's own tables (keys, audit, jobs) exist before the first request
+    from serving.side_models import attach_side_models
+
+    g = graph if graph is not None else load_graph(store)
     reasons: list[str] = []
     try:
         from training.tracking import configure, load_champion
 
         configure()
         model, version = load_champion(settings.model_name)
-        return ServingState(g, model, f"{settings.model_name}:{model.name}", version, reasons, settings.as_of)
+        return attach_side_models(ServingState(g, model, f"{settings.model_name}:{model.name}", version, reasons,
+                                               settings.as_of, store=store), settings)
     except Exception as exc:  # any registry or unpickling failure must degrade, not take the service down
         reason = f"champion model '{settings.model_name}' unavailable ({type(exc).__name__}); serving popularity"
         log.warning(reason)
@@ -55,4 +85,5 @@ def load_state(settings: Settings, graph: AchievementsGraph | None = None) -> Se
     from training.popularity import PopularityRecommender
 
     fallback = PopularityRecommender().fit(g)
-    return ServingState(g, fallback, f"fallback:{fallback.name}", None, reasons, settings.as_of)
+    return attach_side_models(ServingState(g, fallback, f"fallback:{fallback.name}", None, reasons, settings.as_of,
+                                           store=store), settings)

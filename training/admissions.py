@@ -53,9 +53,32 @@ def consented(graph: object) -> np.ndarray:
     return np.asarray(parts["consent_admissions"].astype("boolean").fillna(False).to_numpy(dtype=bool))
 
 
+@dataclass(frozen=True)
+class ScoringBasis:
+    """What scoring reads about every participant on one day, computed once: a service scores many requests
+    (of any program) from it."""
+
+    day: int | None  # the day the skills are read on (None: the model's last day)
+    mu: np.ndarray  # skill [participants, competences]
+    sd: np.ndarray
+    evidence: np.ndarray
+    levels: np.ndarray  # highest level reached per competence, -1 none
+    consented: np.ndarray  # consent to admissions sharing
+
+    @classmethod
+    def build(cls, model: CompetenceRatings, graph: object, as_of: object | None = None) -> ScoringBasis:
+        from recommender.graph import AchievementsGraph
+
+        assert isinstance(graph, AchievementsGraph)
+        day = None if as_of is None else day_number(as_of)
+        everyone = np.arange(graph.n_participants)
+        mu, sd = model.skill(everyone, on_day=day)
+        return cls(day, mu, sd, model.evidence(everyone), reached_levels(graph).astype(np.int8), consented(graph))
+
+
 def score_program(
     model: CompetenceRatings, graph: object, program: Program, participant_ids: list[str], *,
-    as_of: object | None = None, top_k: int = 3,
+    as_of: object | None = None, top_k: int = 3, basis: ScoringBasis | None = None,
 ) -> pd.DataFrame:
     """Score the listed participants against a program (one row each, in the given order).
 
@@ -64,7 +87,8 @@ def score_program(
     carries the skills' uncertainty; the percentile is among all consenting participants with
     evidence in the program's competences. A requirement is met when the participant has a
     result in the competence at an event of at least the program's minimum level (any level
-    when the program has none). Participants without consent are listed, never scored.
+    when the program has none). Participants without consent are listed, never scored. `basis` (built
+    from the same model, graph and `as_of`) spares the per-call passes over everyone.
     """
     from recommender.graph import AchievementsGraph
 
@@ -77,10 +101,12 @@ def score_program(
     weights = np.array([w for _, w in req], dtype=np.float64)
     weights = weights / weights.sum()
     day = None if as_of is None else day_number(as_of)
-    everyone = np.arange(graph.n_participants)
-    mu, sd = model.skill(everyone, on_day=day)
-    mu, sd = mu[:, cols], sd[:, cols]
-    evidence = model.evidence(everyone)[:, cols]
+    if basis is None:
+        basis = ScoringBasis.build(model, graph, as_of)
+    elif basis.day != day:
+        raise ValueError("the scoring basis was built for another day")
+    mu, sd = basis.mu[:, cols], basis.sd[:, cols]
+    evidence = basis.evidence[:, cols]
     rated = evidence > 0
     center = np.array([mu[rated[:, j], j].mean() if rated[:, j].any() else 0.0 for j in range(len(cols))])
     spread = np.array([mu[rated[:, j], j].std() if rated[:, j].sum() > 1 else 1.0 for j in range(len(cols))])
@@ -89,14 +115,14 @@ def score_program(
     z_sd = sd / spread
     score = z @ weights
     score_sd = np.sqrt((z_sd**2) @ (weights**2))
-    ok = consented(graph)
+    ok = basis.consented
     cohort = ok & rated.any(axis=1)
     cohort_scores = np.sort(score[cohort])
 
     positions = graph.participant_positions(participant_ids)
     known = positions >= 0
     pos = np.where(known, positions, 0)
-    levels = reached_levels(graph)[:, cols]
+    levels = basis.levels[:, cols]
     need = LEVEL_RANK.get(program.min_level or "", 0)
     met = levels[pos] >= need
     names = comp.to_numpy()[cols]
@@ -219,4 +245,4 @@ def radar_chart(
     return paths
 
 
-__all__ = ["LEVELS", "NOT_CONSENTED", "SCORED", "Program", "radar_chart", "score_program"]
+__all__ = ["LEVELS", "NOT_CONSENTED", "SCORED", "Program", "ScoringBasis", "radar_chart", "score_program"]

@@ -28,16 +28,20 @@ def train(
     config: Annotated[Path | None, typer.Option(help="experiment YAML (see experiments/configs)")] = None,
     store: Annotated[str | None, typer.Option(help="store URL (default: embedded SQLite under data/)")] = None,
 ) -> None:
-    """Train the next-step models: holdout metrics, refit, one MLflow run, champion registered."""
+    """Train the next-step models (holdout metrics, refit, one MLflow run, champion registered), then the
+    competence, mentor and team-success models the service loads beside them."""
     from training.config import TrainConfig
     from training.job import load_graph, run_training
+    from training.side_training import train_side_models
 
     try:
         cfg = TrainConfig.from_yaml(config)
         graph, label = load_graph(data, store)
         if len(graph.achievements) == 0:
             fail("no achievements to train on: ingest a dataset or pass --data")
-        emit_json(run_training(graph, cfg, data_label=label))
+        report = run_training(graph, cfg, data_label=label)
+        report["side_models"] = train_side_models(graph, data_label=label, experiment=cfg.experiment)
+        emit_json(report)
     except (OSError, ValueError) as exc:
         fail(str(exc).splitlines()[0])
 

@@ -10,11 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from features.event_content import (
     FORMAT_CODES,
     competence_profile,
+    declared_profile,
     event_attributes,
     participant_rows,
     reached_levels,
     recency_at,
     rows_normalized,
+    with_declared,
 )
 from recommender.columns import Columns
 from recommender.graph import AchievementsGraph
@@ -27,6 +29,9 @@ class ContentConfig(BaseModel):
 
     half_life_days: float = Field(365.0, gt=0, description="recent events shape the profile more")
     competence: float = Field(3.0, ge=0, description="x cosine of competence profile and event competences")
+    declared: float = Field(
+        0.3, ge=0, description="weight of declared interests in the profile beside the history (alone without one)"
+    )
     format: float = Field(0.5, ge=0, description="x recency-weighted share of the participant's events in the format")
     level_above: float = Field(1.0, ge=0, description="penalty per level above the one after the level reached")
     level_below: float = Field(0.8, ge=0, description="penalty per level below it")
@@ -40,8 +45,10 @@ class ContentRecommender(EventRecommender):
     """Scores events by what they are, never by who took them: every event is scorable the day it is announced.
 
     score = competence fit + format affinity - distance from the next level + next-stage bonus
-    + a little local popularity - time to start. A participant with no history still gets the
-    level, stage, popularity and timing terms (popularity per region and grade is the cold-start prior).
+    + a little local popularity - time to start. The competence profile is the history's, with declared
+    interests as a weak prior; a participant with no history is profiled by declared interests alone and
+    still gets the level, stage, popularity and timing terms (popularity per region and grade is the
+    cold-start prior for those who declared nothing).
     """
 
     name = "content_match"
@@ -71,7 +78,8 @@ class ContentRecommender(EventRecommender):
     ) -> np.ndarray:
         cfg = self.config
         attrs = event_attributes(graph)
-        profile = competence_profile(graph, as_of, cfg.half_life_days, participants)
+        history = competence_profile(graph, as_of, cfg.half_life_days, participants)
+        profile = with_declared(history, declared_profile(graph, participants), cfg.declared)
         fit = (profile @ rows_normalized(graph.event_competence()[events]).T).toarray()
         fmt = self._format_share(graph, participants, as_of)[:, attrs.format[events]]
         target = reached_levels(graph, participants) + 1

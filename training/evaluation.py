@@ -80,15 +80,29 @@ def region_types(graph: AchievementsGraph) -> pd.Series:
     return pd.Series(kind.to_numpy(), index=p[Columns.Participant].astype(str).to_numpy()).dropna()
 
 
+def cold_participants(graph: AchievementsGraph) -> pd.Index:
+    """Ids of participants with no achievement in the graph (before its cut): the cold-start slice."""
+    history = np.bincount(graph.achievements["participant_idx"].to_numpy(), minlength=graph.n_participants)
+    return graph.participant_index[history == 0]
+
+
+def declared_participants(graph: AchievementsGraph) -> pd.Index:
+    """Ids of participants who declared at least one interest."""
+    return graph.participant_index[graph.participant_interests().getnnz(axis=1) > 0]
+
+
 def side_by_side(
     split: TemporalSplit,
     rankers: Mapping[str, Callable[[list[str]], pd.DataFrame]],
     k: int,
     participants: pd.Series,
 ) -> pd.DataFrame:
-    """One row per ranker: metrics on the same participants and split, plus NDCG by region type."""
+    """One row per ranker: metrics on the same participants and split, plus NDCG by region type and for the
+    cold-start slice (no history before the cut; `_cold_declared`: of those, the ones who declared interests)."""
     relevant = split.relevant[split.relevant[Columns.Participant].isin(participants)]
     kinds = region_types(split.train)
+    cold = cold_participants(split.train)
+    slices = {"cold": cold, "cold_declared": cold.intersection(declared_participants(split.train))}
     rows = []
     for name, rank in rankers.items():
         started = time.perf_counter()
@@ -99,9 +113,14 @@ def side_by_side(
         for kind in ("urban", "rural"):
             members = per.index.intersection(kinds.index[kinds == kind])
             row[f"ndcg@{k}_{kind}"] = float(per.loc[members, "ndcg"].mean()) if len(members) else float("nan")
+        for label, ids in slices.items():
+            members = per.index.intersection(ids)
+            row[f"ndcg@{k}_{label}"] = float(per.loc[members, "ndcg"].mean()) if len(members) else float("nan")
+            row[f"participants_{label}"] = float(len(members))
         row["seconds"] = seconds
         rows.append(row)
     table = pd.DataFrame(rows).set_index("model")
     if "oracle" in table.index:
         table[f"ndcg@{k}_vs_oracle"] = table[f"ndcg@{k}"] / table.loc["oracle", f"ndcg@{k}"]
+        table[f"ndcg@{k}_cold_vs_oracle"] = table[f"ndcg@{k}_cold"] / table.loc["oracle", f"ndcg@{k}_cold"]
     return table

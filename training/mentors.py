@@ -240,7 +240,8 @@ def rank_mentors(
         if event_id is not None:
             need = model.event_comp_[graph.event_index.get_loc(str(event_id))]
         else:
-            pc = np.asarray(graph.participant_competence()[pos].toarray()).ravel()
+            # Only this participant's row: a request never multiplies the whole graph.
+            pc = np.asarray((graph.participant_event()[pos] @ graph.event_competence()).toarray()).ravel()
             need = pc / pc.sum() if pc.sum() > 0 else np.full(len(pc), 1.0 / max(len(pc), 1))
     fit = model.mentor_comp_ @ need
     benefit = (model.config.fit_base + fit) * model.effect_
@@ -249,7 +250,11 @@ def rank_mentors(
     ok = reach & (cap > 0)
     order = [int(j) for j in np.argsort(-np.where(ok, benefit, -np.inf), kind="stable") if ok[j]][:k]
     comp_names = list(graph.competence_index)
-    rec = model.record_
+    # Plain arrays for the loop: pandas element access would cost more than the ranking itself.
+    online = mentors["online"].to_numpy(dtype=bool)
+    tech_leader = mentors["tech_leader"].to_numpy(dtype=bool)
+    mentored = model.record_["mentored_teams"].to_numpy(dtype=np.int64)
+    uplifts = model.record_["uplift"].to_numpy(dtype=np.float64)
     rows = []
     for rank, j in enumerate(order, start=1):
         reasons = []
@@ -257,14 +262,14 @@ def rank_mentors(
                   if model.mentor_comp_[j, c] * need[c] > 0]
         if shared:
             reasons.append("knows " + " and ".join(shared) + ", which this needs")
-        reasons.append("works online" if mentors["online"].iloc[j] else "works in your region")
+        reasons.append("works online" if online[j] else "works in your region")
         reasons.append(f"{int(cap[j])} free place(s)")
-        n_rec = int(rec["mentored_teams"].iloc[j])
+        n_rec = int(mentored[j])
         if n_rec:
-            uplift = float(rec["uplift"].iloc[j])
+            uplift = float(uplifts[j])
             reasons.append(f"mentored {n_rec} team(s); they placed {'higher' if uplift > 0 else 'about the same'}"
                            " than similar teams without a mentor")
-        if mentors["tech_leader"].iloc[j]:
+        if tech_leader[j]:
             reasons.append("technology leader from industry")
         rows.append({Columns.Mentor: mentors[Columns.Mentor].iloc[j], "score": round(float(benefit[j]), 6),
                      Columns.Rank: rank, "reasons": reasons})
@@ -288,3 +293,30 @@ def log_mentor_model(model: MentorModel, metrics: dict[str, float]) -> None:
         path = Path(tmp) / "mentor_effects.csv"
         effects.to_csv(path, index=False)
         mlflow.log_artifact(str(path), artifact_path="mentor_model")
+
+
+def mentor_model_from_effects(graph: AchievementsGraph, effects: pd.DataFrame,
+                              config: MentorConfig | None = None) -> MentorModel:
+    """A mentor model from its logged artefact (`mentor_effects.csv` of `log_mentor_model`) over a graph.
+
+    Effects and track records are the logged ones; competences, reach and capacity are read from the
+    graph. A mentor the artefact does not know (new since training) gets the no-track-record effect.
+    """
+    model = MentorModel(config or MentorConfig())
+    cfg = model.config
+    model.mentors_ = mentor_table(graph)
+    model.mentor_comp_ = mentor_competences(graph)
+    model.event_comp_ = event_competences(graph)
+    ids = model.mentors_[Columns.Mentor].astype(str)
+    logged = effects.assign(**{Columns.Mentor: effects[Columns.Mentor].astype(str)}).drop_duplicates(Columns.Mentor)
+    known = logged.set_index(Columns.Mentor).reindex(ids)
+    model.record_ = pd.DataFrame({
+        Columns.Mentor: ids.to_numpy(),
+        "mentored_teams": known["mentored_teams"].fillna(0).astype(np.int64).to_numpy(),
+        "uplift": known["uplift"].astype(np.float64).fillna(0.0).to_numpy(),
+    })
+    prior = np.maximum(cfg.prior_effect + cfg.tech_leader_bonus * model.mentors_["tech_leader"].to_numpy(np.float64),
+                       cfg.min_effect)
+    effect = known["effect"].astype(np.float64).to_numpy()
+    model.effect_ = np.where(np.isfinite(effect), effect, prior)
+    return model

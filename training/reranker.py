@@ -7,7 +7,7 @@ import pandas as pd
 from lightgbm import LGBMRanker
 from pydantic import BaseModel, ConfigDict, Field
 
-from features.ranking import CATEGORICAL, FEATURES, RankingContext, build_context, pair_features
+from features.ranking import CATEGORICAL, FEATURES, EventSide, RankingContext, build_context, event_side, pair_features
 from recommender.columns import Columns
 from recommender.eligibility import EventFilters, eligibility_mask, open_events
 from recommender.graph import AchievementsGraph, to_timestamp
@@ -15,6 +15,9 @@ from recommender.models import EventRecommender
 
 # Pairs whose features are built at once: bounds memory at cells x features x 4 bytes.
 MAX_CELLS = 400_000
+# Up to this many rows the booster predicts on one thread: for a request's candidates, waking a thread team
+# costs more than walking the trees (and the trees give the same output on any number of threads).
+ONE_THREAD_ROWS = 5_000
 
 
 class RerankerConfig(BaseModel):
@@ -160,14 +163,29 @@ class RerankerRecommender(EventRecommender):
         return np.concatenate([feats, np.stack(extra, axis=-1)], axis=-1)
 
     # ---- inference ----------------------------------------------------------------------------
+    def _event_side(self, graph: AchievementsGraph, as_of: pd.Timestamp) -> EventSide:
+        """The events' columns at a date, kept while the events table is the same object: graphs that only gain
+        achievements (fold-in) share it, so they reuse it."""
+        cached = getattr(self, "_side_cache", None)
+        if cached is not None and cached[0] is graph.events and cached[1] == as_of:
+            return cached[2]
+        side = event_side(graph, as_of)
+        self._side_cache = (graph.events, as_of, side)
+        return side
+
     def _context(self, graph: AchievementsGraph, as_of: pd.Timestamp) -> RankingContext:
         key = (id(graph), as_of)
         cached = getattr(self, "_ctx_cache", None)
         if cached is not None and cached[0] == key:
             return cached[1]
-        ctx = build_context(graph, as_of)
+        ctx = build_context(graph, as_of, self._event_side(graph, as_of))
         self._ctx_cache = (key, ctx)
         return ctx
+
+    def _predict(self, x: np.ndarray, *, contrib: bool = False) -> np.ndarray:
+        """The booster on a float32 matrix in `feature_names_` order (what `predict` gives for it as a frame)."""
+        threads = 1 if len(x) <= ONE_THREAD_ROWS else int(self.model_.n_jobs or 0)
+        return np.asarray(self.model_.booster_.predict(x, pred_contrib=contrib, num_threads=threads))
 
     def _score(
         self, graph: AchievementsGraph, participants: np.ndarray, events: np.ndarray, as_of: pd.Timestamp,
@@ -186,9 +204,8 @@ class RerankerRecommender(EventRecommender):
                 events, as_of, mask,
             )
             rows, cols = np.nonzero(mask)
-            frame = pd.DataFrame(feats[rows, cols], columns=self.feature_names_)
             block = scores[sl]
-            block[rows, cols] = self.model_.predict(frame)
+            block[rows, cols] = self._predict(feats[rows, cols])
         return scores
 
     def score_drivers(
@@ -203,12 +220,12 @@ class RerankerRecommender(EventRecommender):
             pair_features(graph, ctx, one, evs), self.generators_, graph, one, evs, to_timestamp(as_of),
             np.ones((1, len(evs)), dtype=bool),
         )[0]
-        frame = pd.DataFrame(feats, columns=self.feature_names_)
-        contrib = np.asarray(self.model_.predict(frame, pred_contrib=True))[:, :-1]  # last column: bias
+        contrib = self._predict(feats, contrib=True)[:, :-1]  # last column: bias
         order = np.argsort(-contrib, axis=1, kind="stable")[:, :top]
         return [[self.feature_names_[j] for j in row if contrib[i, j] > 0] for i, row in enumerate(order)]
 
     def __getstate__(self) -> dict[str, object]:
         state = super().__getstate__()
         state.pop("_ctx_cache", None)
+        state.pop("_side_cache", None)
         return state

@@ -90,7 +90,10 @@ class TeamSuccessModel:
         return self
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
-        return np.asarray(self.model_.predict(features[list(TEAM_FEATURES)]), dtype=np.float64)
+        # The booster on a plain array, one thread: the same numbers as the sklearn wrapper, without its
+        # milliseconds of input checks (a service predicts a few teams per request).
+        x = features[list(TEAM_FEATURES)].to_numpy(dtype=np.float64)
+        return np.asarray(self.model_.booster_.predict(x, num_threads=1), dtype=np.float64)
 
 
 def team_sizes(n: int, team_min: int, team_max: int) -> np.ndarray:
@@ -239,6 +242,33 @@ def form_event_teams(
     return Formation(out, predicted)
 
 
+@dataclass(frozen=True)
+class TeammateContext:
+    """What teammate ranking reads about the whole graph, computed once: a service ranks many requests from it."""
+
+    need: np.ndarray  # events x competences, rows summing to 1
+    online: np.ndarray  # per event
+    school: np.ndarray  # organization code per participant, -1 unknown
+    region: np.ndarray  # region code per participant, -1 unknown
+    attendance: np.ndarray  # (events finished + 1) / (events joined + 2) per participant
+    ties: set[tuple[int, int]]  # former teammates: (smaller, larger participant position)
+
+    @classmethod
+    def from_graph(cls, graph: AchievementsGraph, ties: set[tuple[int, int]] | None = None) -> TeammateContext:
+        parts = graph.participants
+        region = (pd.factorize(parts[Columns.Region].astype("string"), use_na_sentinel=True)[0]
+                  if Columns.Region in parts.columns else np.full(graph.n_participants, -1))
+        a = graph.achievements
+        done = np.bincount(a["participant_idx"], weights=(a["result_rank"] >= 1).astype(float),
+                           minlength=graph.n_participants)
+        total = np.bincount(a["participant_idx"], minlength=graph.n_participants)
+        return cls(
+            need=event_competences(graph), online=online_flags(graph.events), school=school_codes(graph),
+            region=np.asarray(region, dtype=np.int64), attendance=(done + 1.0) / (total + 2.0),
+            ties=ties if ties is not None else former_teammate_pairs(graph),
+        )
+
+
 def rank_teammates(
     graph: AchievementsGraph,
     participant_id: str,
@@ -248,43 +278,37 @@ def rank_teammates(
     candidates: list[str] | None = None,
     k: int = 10,
     ties: set[tuple[int, int]] | None = None,
+    context: TeammateContext | None = None,
 ) -> pd.DataFrame:
     """Ranked teammates for a participant at a team event, with reasons.
 
     Score: complementary competences for the event's needs (coverage the pair adds over the participant
     alone), similar level, the same school, former teammates, reach (same region unless the event is
-    online) and likely attendance (a history of finishing events).
+    online) and likely attendance (a history of finishing events). `context` (from the same graph)
+    spares the per-call passes over the whole graph.
     """
     p = int(graph.participant_positions([str(participant_id)])[0])
     if p < 0:
         raise KeyError(f"unknown participant {participant_id!r}")
     e = graph.event_index.get_loc(str(event_id))
+    ctx = context if context is not None else TeammateContext.from_graph(graph, ties)
     pool = candidates if candidates is not None else event_registrants(graph, event_id)
     cand = graph.participant_positions([c for c in pool if c != str(participant_id)])
     cand = cand[cand >= 0]
-    need = event_competences(graph)[e]
+    need = ctx.need[e]
     me = skills[p]
     complement = (np.maximum(skills[cand], me[None, :]) - me[None, :]) @ need
     level_gap = np.abs(skills[cand] @ need - me @ need)
-    school = school_codes(graph)
-    same_school = (school[cand] == school[p]) & (school[p] >= 0)
-    tie_set = ties if ties is not None else former_teammate_pairs(graph)
-    former = np.array([(min(p, int(c)), max(p, int(c))) in tie_set for c in cand], dtype=bool)
-    online = bool(online_flags(graph.events.iloc[[e]])[0])
-    regions = (graph.participants[Columns.Region].astype("string").to_numpy()
-               if Columns.Region in graph.participants.columns else np.full(graph.n_participants, None))
-    same_region = np.array([regions[c] == regions[p] for c in cand], dtype=bool) if len(cand) else np.zeros(0, bool)
-    reach = same_region | online
-    a = graph.achievements
-    done = np.bincount(a["participant_idx"], weights=(a["result_rank"] >= 1).astype(float),
-                       minlength=graph.n_participants)
-    total = np.bincount(a["participant_idx"], minlength=graph.n_participants)
-    attend = (done[cand] + 1.0) / (total[cand] + 2.0)
+    same_school = (ctx.school[cand] == ctx.school[p]) & (ctx.school[p] >= 0)
+    former = np.array([(min(p, int(c)), max(p, int(c))) in ctx.ties for c in cand], dtype=bool)
+    same_region = (ctx.region[cand] == ctx.region[p]) & (ctx.region[p] >= 0)
+    reach = same_region | bool(ctx.online[e])
+    attend = ctx.attendance[cand]
     score = (complement + 1.5 * same_school + 1.0 * former + 0.3 * reach + 0.2 * attend
              - 0.2 * np.minimum(level_gap, 2.0))
     order = np.argsort(-score, kind="stable")[:k]
     comps = list(graph.competence_index)
-    ids = graph.participants[Columns.Participant].astype(str).to_numpy()
+    ids = graph.participant_index
     rows = []
     for rank, i in enumerate(order, start=1):
         reasons = []
@@ -301,8 +325,8 @@ def rank_teammates(
             reasons.append("lives in your region")
         if attend[i] >= 0.7:
             reasons.append("usually finishes the events they join")
-        rows.append({Columns.Participant: ids[cand[i]], "score": round(float(score[i]), 6), Columns.Rank: rank,
-                     "reasons": reasons})
+        rows.append({Columns.Participant: str(ids[int(cand[i])]), "score": round(float(score[i]), 6),
+                     Columns.Rank: rank, "reasons": reasons})
     return pd.DataFrame(rows, columns=[Columns.Participant, "score", Columns.Rank, "reasons"])
 
 

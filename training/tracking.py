@@ -17,6 +17,8 @@ from recommender.models import EventRecommender
 EXPERIMENT = "trajectory"
 NEXT_STEPS_MODEL = "next-steps"
 CHAMPION = "champion"
+PREVIOUS_CHAMPION = "previous-champion"
+CHAMPION_HISTORY_TAG = "champion_history"  # registered-model tag: the versions the alias left, oldest first
 DATA_DIR = Path("data")
 
 
@@ -90,8 +92,60 @@ def log_next_steps_model(model: EventRecommender, *, register_as: str | None = N
     return None if version is None else str(version)
 
 
+def champion_version(name: str = NEXT_STEPS_MODEL) -> str | None:
+    """The version the champion alias points at, or None when the model or the alias does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(mlflow.MlflowClient().get_model_version_by_alias(name, CHAMPION).version)
+    except MlflowException as exc:
+        if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+            return None
+        raise
+
+
+def champion_history(name: str = NEXT_STEPS_MODEL) -> list[str]:
+    """The versions the champion alias left, oldest first (the last one is the rollback target)."""
+    tags = mlflow.MlflowClient().get_registered_model(name).tags
+    return [v for v in tags.get(CHAMPION_HISTORY_TAG, "").split(",") if v]
+
+
+def _set_history(name: str, history: list[str]) -> None:
+    client = mlflow.MlflowClient()
+    client.set_registered_model_tag(name, CHAMPION_HISTORY_TAG, ",".join(history[-100:]))
+    if history:
+        client.set_registered_model_alias(name, PREVIOUS_CHAMPION, history[-1])
+    elif PREVIOUS_CHAMPION in client.get_registered_model(name).aliases:
+        client.delete_registered_model_alias(name, PREVIOUS_CHAMPION)
+
+
 def set_champion(version: str, name: str = NEXT_STEPS_MODEL) -> None:
-    mlflow.MlflowClient().set_registered_model_alias(name, CHAMPION, version)
+    """Move the champion alias to `version`; the version it leaves is remembered for a rollback."""
+    client = mlflow.MlflowClient()
+    client.get_model_version(name, str(version))  # fails on an unknown version before anything moves
+    current = champion_version(name)
+    if current is not None and current != str(version):
+        _set_history(name, [*champion_history(name), current])
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+
+
+def rollback_champion(name: str = NEXT_STEPS_MODEL) -> str:
+    """Move the champion alias back to the version it left last; returns that version."""
+    history = champion_history(name)
+    if not history:
+        raise LookupError(f"model '{name}' has no previous champion to roll back to")
+    target = history.pop()
+    mlflow.MlflowClient().set_registered_model_alias(name, CHAMPION, target)
+    _set_history(name, history)
+    return target
+
+
+def load_version(version: str, name: str = NEXT_STEPS_MODEL) -> tuple[EventRecommender, str | None]:
+    """One registered version's fitted model and the run that produced it (by version, so a moving alias
+    cannot make the metadata and the artefact disagree)."""
+    run_id = mlflow.MlflowClient().get_model_version(name, str(version)).run_id
+    wrapper = mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model()
+    return wrapper.model, run_id or None
 
 
 def load_champion(name: str = NEXT_STEPS_MODEL) -> tuple[EventRecommender, str]:

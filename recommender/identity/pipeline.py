@@ -48,7 +48,7 @@ DECISIONS = "decisions.jsonl"
 AUDIT = "audit.jsonl"
 RESOLUTION = "resolution.json"
 _MERGED_FIELDS = (*IDENTITY_FIELDS, "region_code", "organization_id", "gender", "settlement_type", "grade",
-                  "consent_research", "consent_admissions")
+                  "consent_research", "consent_admissions", "interests")
 
 
 def records_from_participants(participants: pd.DataFrame, source: str) -> pd.DataFrame:

@@ -111,6 +111,13 @@ feedback = sa.Table(
     sa.Column("event_pk", sa.Integer, sa.ForeignKey(f"events.{PK}")),
     sa.Column("kind", sa.String, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    # Migration 0004: where the event was shown, by which model, in which request, when the action happened,
+    # and which API key posted it.
+    sa.Column("position", sa.Integer),
+    sa.Column("model", sa.String),
+    sa.Column("request_id", sa.String),
+    sa.Column("occurred_at", sa.DateTime(timezone=True)),
+    sa.Column("key_id", sa.String),
 )
 sa.Index(None, feedback.c.participant_pk)
 
@@ -122,4 +129,53 @@ ingest_runs = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("report", sa.Text, nullable=False),
+)
+
+# ---- service tables (migration 0003) --------------------------------------------------------------
+# API keys are kept as a SHA-256 of the secret; the key id (the secret's public prefix) finds the row.
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    _pk_column(),
+    sa.Column("key_id", sa.String, nullable=False, unique=True),
+    sa.Column("key_hash", sa.String, nullable=False),
+    sa.Column("name", sa.String, nullable=False),
+    sa.Column("scopes", sa.String, nullable=False),  # space-separated
+    sa.Column("rate_per_minute", sa.Integer),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+
+# Who (key) read what (resource, participant ids) when: every partner access.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    _pk_column(),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("key_id", sa.String, nullable=False, index=True),
+    sa.Column("scopes", sa.String, nullable=False),
+    sa.Column("method", sa.String, nullable=False),
+    sa.Column("resource", sa.String, nullable=False),
+    sa.Column("participant_ids", sa.Text),  # JSON list of pseudonymous ids
+    sa.Column("request_id", sa.String),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    _pk_column(),
+    sa.Column("job_id", sa.String, nullable=False, unique=True),
+    sa.Column("kind", sa.String, nullable=False),
+    sa.Column("event_id", sa.String),
+    sa.Column("status", sa.String, nullable=False),  # queued | running | succeeded | failed
+    sa.Column("params", sa.Text),
+    sa.Column("result", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("key_id", sa.String),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True)),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+    # Migration 0004: the worker process running the job (host:pid) and its last sign of life.
+    sa.Column("worker", sa.String),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True)),
 )

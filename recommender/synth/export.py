@@ -22,10 +22,19 @@ from recommender.synth import ids
 from recommender.synth.catalog import STAGE_RU
 from recommender.synth.dates import days_to_datetime, grade_at, to_day
 from recommender.synth.names import identities
-from recommender.synth.population import ORG_COMPANY, ORG_SCHOOL, ORG_UNIVERSITY, competence_ids, region_table
+from recommender.synth.population import (
+    ORG_COMPANY,
+    ORG_SCHOOL,
+    ORG_UNIVERSITY,
+    competence_ids,
+    declared_interests,
+    region_table,
+)
 from recommender.synth.simulate import World, stream
 
 _IDENTITY_STREAM = 1000
+# Its own stream, so adding declared interests left every other part of a seeded world as it was.
+_INTERESTS_STREAM = 1001
 PROJECT_WORDS = (
     "Умная теплица", "Дрон-доставщик", "Голосовой помощник", "Карта города", "Робот-сортировщик",
     "Солнечная станция", "Чат-бот", "Нейроинтерфейс", "Спутник-куб", "VR-экскурсия", "Умный дом",
@@ -118,6 +127,8 @@ def aif_tables(world: World) -> dict[str, pd.DataFrame]:
     })
 
     people = identities(stream(cfg.seed, _IDENTITY_STREAM), pop.female)
+    declared_idx, declared_w = declared_interests(pop.interest, stream(cfg.seed, _INTERESTS_STREAM))
+    interests = weighted_text(declared_idx, declared_w)
     participants = pd.DataFrame({
         "participant_id": _s(pids),
         "birth_date": _dates(pop.birth_day),
@@ -132,6 +143,8 @@ def aif_tables(world: World) -> dict[str, pd.DataFrame]:
         "email": _s(people["email"]),
         "consent_research": _bool(pop.consent_research),
         "consent_admissions": _bool(pop.consent_admissions),
+        # AIF extension: declared interests, unknown (empty) for those who did not fill the form in.
+        "interests": _s(np.where(declared_idx[:, 0] >= 0, interests, np.array(None, dtype=object))),
     })
 
     s = world.series

@@ -24,6 +24,11 @@ INTEREST_POPULARITY = {
     "teamwork": 0.4, "leadership": 0.4, "entrepreneurship": 0.6, "project_management": 0.4,
 }
 PARTICIPANTS_PER_SCHOOL = 120
+# Declared interests (a sign-up form): the share who fill it in, how many competences they tick, and how
+# noisy the ticking is (a temperature on the true interests: about 80% of ticks are a main interest).
+DECLARED_SHARE = 0.4
+DECLARED_COUNTS = {1: 0.45, 2: 0.35, 3: 0.2}
+DECLARED_TEMPERATURE = 0.7
 MAX_EVENTS_PER_SEASON = 12.0
 
 
@@ -89,6 +94,33 @@ def _gumbel_top(rng: np.random.Generator, log_weights: np.ndarray, n_rows: int, 
     ranks = np.empty_like(order)
     np.put_along_axis(ranks, order, np.arange(keys.shape[1])[None, :], axis=1)
     return ranks < k[:, None]
+
+
+def declared_interests(interest: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """What participants declare at sign-up: a sparse, noisy reading of their true interests.
+
+    About `DECLARED_SHARE` of them tick 1-3 competences, drawn without replacement from the true interest
+    vector sharpened by `DECLARED_TEMPERATURE`; the first ticked weighs 1, the others 1 or 0.5 by how
+    strong the true interest is. Returns padded [n, 3] competence positions (-1 none) and weights (0 none).
+    """
+    n = len(interest)
+    width = max(DECLARED_COUNTS)
+    comp_idx = np.full((n, width), -1, dtype=np.int64)
+    comp_w = np.zeros((n, width), dtype=np.float32)
+    declares = np.flatnonzero(rng.random(n) < DECLARED_SHARE)
+    if not len(declares):
+        return comp_idx, comp_w
+    counts = rng.choice(np.array(list(DECLARED_COUNTS)), len(declares), p=list(DECLARED_COUNTS.values()))
+    rows = interest[declares].astype(np.float64)
+    keys = np.log(rows) / DECLARED_TEMPERATURE + rng.gumbel(size=rows.shape)
+    order = np.argsort(-keys, axis=1)[:, :width]
+    picked = np.arange(width)[None, :] < counts[:, None]
+    strength = np.take_along_axis(rows, order, axis=1) / rows.max(axis=1, keepdims=True)
+    weight = np.where(strength >= 0.5, 1.0, 0.5)
+    weight[:, 0] = 1.0
+    comp_idx[declares] = np.where(picked, order, -1)
+    comp_w[declares] = np.where(picked, weight, 0.0)
+    return comp_idx, comp_w
 
 
 def make_organizations(cfg: SynthConfig, rng: np.random.Generator, region_counts: np.ndarray) -> Organizations:

@@ -17,7 +17,7 @@ def health(state: StateDep) -> HealthOut:
         status="degraded" if state.degraded else "ok",
         degraded=state.degraded,
         reasons=state.degraded_reasons,
-        models=[ModelStatus(name="next-steps", version=state.model_version, kind=state.model_label, loaded=True)],
+        models=[ModelStatus(name=m.name, version=m.version, kind=m.label, loaded=True) for m in state.loaded_models()],
         participants=state.graph.n_participants,
         events=state.graph.n_events,
     )

@@ -6,29 +6,35 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from recommender.columns import EVENT_FORMATS
+from recommender.columns import EVENT_FORMATS, LEVELS
+from serving.auth import FrontendDep
 from serving.deps import SettingsDep, StateDep
 from serving.errors import ApiError
-from serving.schemas import ErrorOut, NextStepsOut, TrajectoryOut
+from serving.schemas import AUTH_RESPONSES, ErrorOut, NextStepsOut, TrajectoryOut
 from serving.services.next_steps import UnknownParticipant, next_steps
 from serving.services.trajectory import trajectory
 from training.trajectory import GoalError
 
 router = APIRouter(prefix="/v1/participants", tags=["participants"])
+_LEVEL = "(" + "|".join(LEVELS) + ")"
+# Documented in the schema; the service checks it itself so a bad goal answers `invalid_goal`.
+GOAL_PATTERN = f"^(level:{_LEVEL}|competence:[^:]+(:{_LEVEL})?|program:.+)$"
 
 
 @router.get(
     "/{participant_id}/next-steps",
     response_model=NextStepsOut,
-    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=AUTH_RESPONSES | {404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
 def get_next_steps(
     participant_id: str,
     state: StateDep,
     settings: SettingsDep,
+    _: FrontendDep,
     k: Annotated[int, Query(ge=1, le=100, description="how many events")] = 10,
     horizon_days: Annotated[int | None, Query(ge=1, le=730, description="only events starting within")] = None,
-    format: Annotated[list[str] | None, Query(description="only these formats")] = None,
+    format: Annotated[list[str] | None, Query(description="only these formats",
+                                              json_schema_extra={"items": {"enum": list(EVENT_FORMATS)}})] = None,
     online_only: bool = False,
 ) -> NextStepsOut:
     """Ranked upcoming events the participant may take, each with short reasons."""
@@ -48,13 +54,14 @@ def get_next_steps(
 @router.get(
     "/{participant_id}/trajectory",
     response_model=TrajectoryOut,
-    responses={404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
+    responses=AUTH_RESPONSES | {404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
 def get_trajectory(
     participant_id: str,
     state: StateDep,
+    _: FrontendDep,
     goal: Annotated[str, Query(description="level:<level>, competence:<id>[:<level>] or program:<id>",
-                               examples=["level:national"])],
+                               examples=["level:national"], json_schema_extra={"pattern": GOAL_PATTERN})],
     horizon_days: Annotated[int, Query(ge=7, le=730, description="plan events starting within")] = 270,
 ) -> TrajectoryOut:
     """A dated plan of events toward a goal, stages in order, with the chance of reaching it."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from recommender.columns import Columns
 from recommender.eligibility import EventFilters
@@ -32,31 +31,36 @@ def next_steps(
         raise UnknownParticipant(participant_id)
     today = state.today()
     filters = EventFilters(horizon_days=horizon_days, formats=formats, online_only=online_only)
-    recs = state.model.recommend([participant_id], k, as_of=today, filters=filters, graph=graph)
+    loaded = state.next_steps  # read once: a model swapped in meanwhile serves the next request, not half of this
+    model = loaded.model
+    recs = model.recommend([participant_id], k, as_of=today, filters=filters, graph=graph)
     events = graph.event_index.get_indexer(recs[Columns.Event].astype(str))
-    model = state.model
     drivers = (
         model.score_drivers(graph, position, events, today) if isinstance(model, ScoreExplainer)
         else [[] for _ in events]
     )
     facts = participant_facts(graph, position)
+    ev = facts.events  # the events' columns as arrays: no pandas row is built on the request path
     items = []
-    for (_, row), pos, why in zip(recs.iterrows(), events, drivers, strict=True):
-        ev = graph.events.iloc[pos]
-        region = ev.get(Columns.Region)
+    for event_id, score, rank, pos, why in zip(
+        recs[Columns.Event].astype(str), recs[Columns.Score].to_numpy(np.float64), recs[Columns.Rank].to_numpy(),
+        events, drivers, strict=True,
+    ):
+        start = ev.start_date[pos]
+        if start is None:
+            raise ValueError(f"event {event_id} has no start date")
         items.append(
             NextStepOut(
-                event_id=str(row[Columns.Event]),
-                title=str(ev["title"]),
-                format=str(ev["format"]),
-                level=str(ev["level"]),
-                start_date=ev[Columns.StartDate].date(),
-                region_code=None if pd.isna(region) else str(region),
+                event_id=event_id,
+                title=ev.title[pos],
+                format=ev.format[pos],
+                level=ev.level[pos],
+                start_date=start,
+                region_code=ev.region[pos],
                 online=bool(graph.event_arrays.online[pos]),
-                score=float(row[Columns.Score]) if np.isfinite(row[Columns.Score]) else 0.0,
-                rank=int(row[Columns.Rank]),
+                score=float(score) if np.isfinite(score) else 0.0,
+                rank=int(rank),
                 reasons=event_reasons(graph, position, int(pos), why, facts=facts),
             )
         )
-    label = state.model_label + (f"@{state.model_version}" if state.model_version else "")
-    return NextStepsOut(participant_id=participant_id, as_of=today.date(), model=label, items=items)
+    return NextStepsOut(participant_id=participant_id, as_of=today.date(), model=loaded.tagged_label, items=items)

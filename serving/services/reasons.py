@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 import pandas as pd
@@ -20,7 +23,7 @@ FORMAT_WORDS = {
 # Which reason a ranking feature stands for; features without one (grade, ...) never speak.
 FEATURE_REASON = {
     "qualified_stage": "stage",
-    "interest_dot": "interest", "interest_cos": "interest", "interest_top": "interest",
+    "interest_dot": "interest", "interest_cos": "interest", "interest_top": "interest", "declared_fit": "declared",
     "level_gap": "level", "level_gap_abs": "level", "reached_level": "level", "event_level": "level",
     "series_taken": "series", "format_share": "format",
     "online": "reach", "offline_rural": "reach", "offline_town": "reach",
@@ -30,78 +33,155 @@ FEATURE_REASON = {
     "mentor_fit": "mentor", "weeks_to_start": "soon",
     "score_content_match": "interest", "score_item_knn": "similar",
 }
-DEFAULT_ORDER = ("stage", "interest", "level", "series", "reach")
+DEFAULT_ORDER = ("stage", "interest", "declared", "level", "series", "reach")
+
+
+@dataclass(frozen=True)
+class EventFacts:
+    """The events' columns an answer and its reasons show, as plain arrays: built once per events table."""
+
+    title: np.ndarray  # str (pandas' text for a missing value, as str() gives it)
+    format: np.ndarray  # str
+    level: np.ndarray  # str
+    level_rank: np.ndarray
+    start_date: list[date | None]
+    region: list[str | None]
+    parent: np.ndarray  # position of the previous stage (-1: none, or not in the graph)
+    series: np.ndarray  # series code: equal codes, same series
+    competences: list[list[str]]  # by weight, strongest first
+    topics: dict[str, str]  # competence id -> its lower-case English name
+
+    @classmethod
+    def of(cls, graph: AchievementsGraph) -> EventFacts:
+        ev = graph.events
+        n = len(ev)
+        region = ev[Columns.Region] if Columns.Region in ev.columns else pd.Series([None] * n)
+        if Columns.ParentEvent in ev.columns:
+            named = ev[Columns.ParentEvent].astype("string").fillna("")
+            parent = np.where(named.to_numpy(dtype=object) != "", graph.event_index.get_indexer(named), -1)
+        else:
+            parent = np.full(n, -1)
+        texts = ev["competences"] if "competences" in ev.columns else pd.Series([None] * n)
+        names = graph.competences.get("name_en", graph.competences[Columns.Competence]).astype(str)
+        return cls(
+            title=np.asarray([str(v) for v in ev["title"]], dtype=object),
+            format=np.asarray([str(v) for v in ev["format"]], dtype=object),
+            level=np.asarray([str(v) for v in ev["level"]], dtype=object),
+            level_rank=ev["level_rank"].to_numpy(np.int64),
+            start_date=[None if pd.isna(v) else pd.Timestamp(v).date() for v in ev[Columns.StartDate]],
+            region=[None if pd.isna(v) else str(v) for v in region],
+            parent=np.asarray(parent, dtype=np.int64),
+            series=pd.factorize(graph.series_keys())[0],
+            competences=[
+                [c for c, _ in sorted(parse_weighted(t) if isinstance(t, str) else [], key=lambda cw: -cw[1])]
+                for t in texts
+            ],
+            topics={c: name.lower() for c, name in
+                    zip(graph.competences[Columns.Competence].astype(str), names, strict=True)},
+        )
+
+
+# Facts of the last events tables seen (a serving graph and the graphs folded in from it share one table).
+_EVENT_FACTS: dict[int, tuple[weakref.ref[pd.DataFrame], weakref.ref[pd.DataFrame], EventFacts]] = {}
+_EVENT_FACTS_KEPT = 4
+
+
+def event_facts(graph: AchievementsGraph) -> EventFacts:
+    """`EventFacts` of the graph's events, built on first use and kept while its events table lives."""
+    key = id(graph.events)
+    hit = _EVENT_FACTS.get(key)
+    if hit is not None and hit[0]() is graph.events and hit[1]() is graph.competences:
+        return hit[2]
+    facts = EventFacts.of(graph)
+    while len(_EVENT_FACTS) >= _EVENT_FACTS_KEPT:
+        _EVENT_FACTS.pop(next(iter(_EVENT_FACTS)), None)
+    _EVENT_FACTS[key] = (weakref.ref(graph.events), weakref.ref(graph.competences), facts)
+    return facts
 
 
 class _Facts:
-    """The participant's record as the reason texts need it."""
+    """The participant's record as the reason texts need it, read from the graph's sparse rows (no scan)."""
 
     def __init__(self, graph: AchievementsGraph, participant: int) -> None:
         self.graph = graph
-        self.mine = graph.achievements[graph.achievements["participant_idx"] == participant]
-        self.names = dict(
-            zip(graph.competences[Columns.Competence].astype(str),
-                graph.competences.get("name_en", graph.competences[Columns.Competence]).astype(str), strict=True)
-        )
-        if len(self.mine):
+        self.participant = participant
+        self.events = event_facts(graph)
+        pe = graph.participant_event()
+        start, end = pe.indptr[participant], pe.indptr[participant + 1]
+        self.taken = pe.indices[start:end]  # events taken
+        self.taken_rows = pe.data[start:end]  # achievements at each (a person may hold several roles)
+        self.has_history = bool(end > start)
+        if self.has_history:
             # Only this participant's row: the request path never multiplies the whole graph.
-            row = graph.participant_event()[participant] @ graph.event_competence()
+            row = pe[participant] @ graph.event_competence()
             profile = np.asarray(row.todense()).ravel()
             self.interests = {c for c, v in zip(graph.competence_index, profile, strict=True) if v > 0}
-            levels = graph.events["level_rank"].to_numpy()[self.mine["event_idx"].to_numpy()]
-            self.best_level = int(levels.max())
+            self.best_level = int(self.events.level_rank[self.taken].max())
         else:
             self.interests = set()
             self.best_level = -1
+        declared = graph.participant_interests()
+        self.declared = {str(graph.competence_index[j])
+                         for j in declared.indices[declared.indptr[participant]:declared.indptr[participant + 1]]}
 
     def topic(self, cid: str) -> str:
-        return self.names.get(cid, cid).lower()
+        return self.events.topics.get(cid, cid.lower())
+
+    def qualifying_result(self, event: int) -> str | None:
+        """The participant's first qualifying result at an event, in the order the graph holds the rows."""
+        q = self.graph.qualified()
+        if event not in q.indices[q.indptr[self.participant]:q.indptr[self.participant + 1]]:
+            return None
+        a = self.graph.achievements
+        rows = np.flatnonzero((a["participant_idx"].to_numpy() == self.participant)
+                              & (a["event_idx"].to_numpy() == event))
+        results = a[Columns.Result].iloc[rows].astype(str).to_numpy()
+        won = [r for r in results if r in QUALIFYING_RESULTS]
+        return won[0] if won else None
 
 
 def _text(kind: str, facts: _Facts, event: int) -> str | None:
     g = facts.graph
-    ev = g.events.iloc[event]
-    text = ev.get("competences")
-    comps = [c for c, _ in sorted(parse_weighted(text) if isinstance(text, str) else [], key=lambda cw: -cw[1])]
+    ev = facts.events
+    comps = ev.competences[event]
     if kind == "stage":
-        parent = ev.get(Columns.ParentEvent)
-        if isinstance(parent, str) and parent:
-            pos = int(g.event_index.get_indexer([parent])[0])
-            won = facts.mine[(facts.mine["event_idx"] == pos) & facts.mine[Columns.Result].isin(QUALIFYING_RESULTS)]
-            if len(won):
-                what = RESULT_WORDS.get(str(won.iloc[0][Columns.Result]), "qualified")
-                return f"You {what} at {g.events.iloc[pos]['title']}; this is the next stage"
+        pos = int(ev.parent[event])
+        result = facts.qualifying_result(pos) if pos >= 0 else None
+        if result is not None:
+            return f"You {RESULT_WORDS.get(result, 'qualified')} at {ev.title[pos]}; this is the next stage"
         return None
     if kind == "interest":
         shared = [c for c in comps if c in facts.interests]
         if shared:
             topic = facts.topic(shared[0])
             return f"You have taken part in {topic} events; this one is about {topic} too"
-        if not len(facts.mine) and comps:
+        if not facts.has_history and comps and not facts.declared.intersection(comps):
             return f"A good start in {facts.topic(comps[0])}"
         return None
+    if kind == "declared":
+        said = [c for c in comps if c in facts.declared]
+        return f"You said you are interested in {facts.topic(said[0])}; this event is about it" if said else None
     if kind == "level":
-        level = int(ev["level_rank"])
+        level = int(ev.level_rank[event])
         if facts.best_level >= 0 and level == facts.best_level + 1:
             return f"You have reached the {LEVELS[facts.best_level]} level; this {LEVELS[level]} event is the next one"
         if facts.best_level >= 0 and level == facts.best_level:
             return f"It is at the {LEVELS[level]} level you already know"
         return None
     if kind == "series":
-        series = g.series_keys().to_numpy()
-        taken = set(series[facts.mine["event_idx"].to_numpy()])
-        return "You took part in an earlier edition of this event" if series[event] in taken else None
+        taken = ev.series[facts.taken]
+        return "You took part in an earlier edition of this event" if ev.series[event] in taken else None
     if kind == "format":
-        fmt = str(ev["format"])
-        done = g.events["format"].to_numpy()[facts.mine["event_idx"].to_numpy()]
-        return f"You often take part in {FORMAT_WORDS.get(fmt, fmt)}" if (done == fmt).sum() >= 2 else None
+        fmt = ev.format[event]
+        done = facts.taken_rows[ev.format[facts.taken] == fmt].sum()
+        return f"You often take part in {FORMAT_WORDS.get(fmt, fmt)}" if done >= 2 else None
     if kind == "reach":
         online = bool(g.event_arrays.online[event])
         return "Online: you can take part from anywhere" if online else "Held in your region"
     if kind == "popular":
         return "Popular with students like you"
     if kind == "similar":
-        return "Students who took the same events as you often take this one" if len(facts.mine) else None
+        return "Students who took the same events as you often take this one" if facts.has_history else None
     if kind == "schoolmates":
         return "Students from your school have taken part in it"
     if kind == "teammates":
@@ -109,8 +189,8 @@ def _text(kind: str, facts: _Facts, event: int) -> str | None:
     if kind == "mentor":
         return f"Fits your mentor's field: {facts.topic(comps[0])}" if comps else None
     if kind == "soon":
-        start = pd.Timestamp(ev[Columns.StartDate])
-        return f"Starts soon, on {start.date().isoformat()}"
+        start = ev.start_date[event]
+        return f"Starts soon, on {start.isoformat()}" if start is not None else None
     return None
 
 

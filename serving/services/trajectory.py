@@ -12,7 +12,8 @@ def trajectory(state: ServingState, participant_id: str, goal: str, horizon_days
     if int(state.graph.participant_positions([participant_id])[0]) < 0:
         raise UnknownParticipant(participant_id)
     today = state.today()
-    plan = plan_trajectory(state.graph, state.model, participant_id, goal, as_of=today, horizon_days=horizon_days)
+    plan = plan_trajectory(state.graph, state.next_steps.model, participant_id, goal, as_of=today,
+                           horizon_days=horizon_days)
     return TrajectoryOut(
         participant_id=participant_id, goal=goal, as_of=today.date(), probability=plan.probability,
         steps=[TrajectoryStepOut(event_id=s.event_id, title=s.title, start_date=s.start_date.date(), level=s.level,

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +18,7 @@ from recommender.aif.dataset import QUARANTINE_COLUMNS, AifDataset
 from recommender.columns import IDENTITY_FIELDS
 from recommender.store import Store, read_snapshot
 from recommender.store.tables import metadata
-
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from tests.pg import postgres_url
 
 NAMES = ("Ivanova", "Petrov", "Sidorova")
 EMAILS = ("anna.ivanova@example.ru", "p.petrov@example.ru")
@@ -136,27 +133,6 @@ def second_dataset() -> AifDataset:
     )
 
 
-@contextmanager
-def _postgres_url() -> Iterator[str]:
-    """A fresh schema in the `test` database, dropped afterwards; skips when the server is down."""
-    admin = sa.create_engine(PG_ADMIN_URL, connect_args={"connect_timeout": 3})
-    try:
-        with admin.connect():
-            pass
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is unreachable: {' '.join(str(exc.orig).split())[:120]}")
-    schema = f"test_store_{uuid.uuid4().hex[:12]}"
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{PG_ADMIN_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     if request.param == "sqlite":
@@ -164,7 +140,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
             yield s
         return
     with (
-        _postgres_url() as url,
+        postgres_url("test_store") as url,
         Store(url, snapshot_dir=tmp_path / "snapshot", quarantine_dir=tmp_path / "quarantine") as s,
     ):
         yield s

@@ -51,8 +51,9 @@ def test_demo_reports_every_step(demo: dict) -> None:
 def test_api_serves_the_champion_and_eligible_next_steps(demo: dict, monkeypatch: pytest.MonkeyPatch) -> None:
     for key in ("MLFLOW_TRACKING_URI", "TRAJECTORY_STORE"):
         monkeypatch.setenv(key, demo["env"][key])
-    settings = Settings(store=demo["env"]["TRAJECTORY_STORE"], as_of=demo["report"]["as_of"])
-    with TestClient(create_app(settings)) as client:
+    settings = Settings(store=demo["env"]["TRAJECTORY_STORE"], as_of=demo["report"]["as_of"], log_format="text")
+    key = _trajectory(["keys", "create", "--scope", "frontend", "--name", "e2e"], demo["env"], demo["root"])["key"]
+    with TestClient(create_app(settings), headers={"Authorization": f"Bearer {key}"}) as client:
         health = client.get("/v1/health").json()
         assert health["degraded"] is False, health["reasons"]
         state = client.app.state.serving  # type: ignore[attr-defined]

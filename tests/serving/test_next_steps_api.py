@@ -9,16 +9,20 @@ from recommender.graph import AchievementsGraph
 from serving.app import create_app
 from serving.settings import Settings
 from serving.state import ServingState
+from tests.serving.conftest import ApiClientFactory
 from tests.tiny import tiny_tables
 from training.popularity import PopularityRecommender
 
 
 @pytest.fixture
-def client() -> TestClient:
+def client(api_client: ApiClientFactory) -> TestClient:
+    """A client that presents a frontend key on every request."""
     graph = AchievementsGraph.from_tables(tiny_tables())
     model = PopularityRecommender().fit(graph.as_of("2025-01-10"))
     state = ServingState(graph, model, "next-steps:popularity", "3", [], date(2025, 1, 10))
-    return TestClient(create_app(Settings(), state=state))
+    client, headers = api_client(state)
+    client.headers.update(headers["frontend"])
+    return client
 
 
 def test_next_steps_are_eligible_with_reasons(client: TestClient) -> None:

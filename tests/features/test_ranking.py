@@ -1,0 +1,279 @@
+"""Pair features: the array path a request takes equals the computation from the graph's tables, bit for bit."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+
+from features import ranking
+from features.ranking import (
+    FEATURES,
+    L2Rows,
+    RankingContext,
+    _log1p,
+    _rows_normalized,
+    build_context,
+    event_side,
+    pair_features,
+)
+from recommender.columns import EVENT_FORMATS, LEVELS, Columns
+from recommender.eligibility import eligibility_mask, open_events
+from recommender.graph import AchievementsGraph, online_flags, to_timestamp
+from recommender.synth.config import SynthConfig
+from recommender.synth.generate import generate_world
+from tests.tiny import tiny_tables
+from training.reranker import RerankerConfig, RerankerRecommender
+
+CUT = "2024-11-01"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> AchievementsGraph:
+    out: Path = tmp_path_factory.mktemp("world")
+    generate_world(SynthConfig(participants=800, seed=5), out)
+    return AchievementsGraph.from_aif(out / "aif").as_of(CUT)
+
+
+@pytest.fixture(scope="module")
+def ctx(world: AchievementsGraph) -> RankingContext:
+    return build_context(world, CUT)
+
+
+@pytest.fixture(scope="module")
+def reranker(world: AchievementsGraph) -> RerankerRecommender:
+    config = RerankerConfig(cuts=3, n_estimators=40, groups_per_cut=600, min_child_samples=10)
+    return RerankerRecommender(config).fit(world)
+
+
+
+def reference_pair_features(
+    graph: AchievementsGraph, ctx: RankingContext, participants: np.ndarray, events: np.ndarray
+) -> np.ndarray:
+    """The pair features computed from the graph's tables for the block, as the product first did."""
+    n_p, n_e = len(participants), len(events)
+    ev = graph.events.iloc[events]
+    ec = ctx.event_competence[events]
+    prof = ctx.profile[participants]
+    out = np.zeros((n_p, n_e, len(FEATURES)), dtype=np.float32)
+    put = {name: i for i, name in enumerate(FEATURES)}
+
+    def set_(name: str, value: np.ndarray | float) -> None:
+        out[:, :, put[name]] = value
+
+    dot = (prof @ ec.T).toarray()
+    set_("interest_dot", dot)
+    ec_n = _rows_normalized(ec, "l2")
+    prof_n = _rows_normalized(prof, "l2")
+    set_("interest_cos", (prof_n @ ec_n.T).toarray())
+    top = np.asarray(prof.argmax(axis=1)).ravel()
+    has_profile = np.asarray(prof.sum(axis=1)).ravel() > 0
+    top_share = _rows_normalized(ec, "l1")[:, top].toarray().T * has_profile[:, None]
+    set_("interest_top", top_share)
+    # The cold-start signal: what participants said they like, for those with no (or a short) history.
+    declared = ctx.declared[participants]
+    has_declared = np.asarray(declared.getnnz(axis=1)) > 0
+    set_("declared_fit", np.where(has_declared[:, None], (declared @ ec_n.T).toarray(), np.nan))
+    set_("history_events", _log1p(ctx.history_events[participants])[:, None])
+
+    level = ev["level_rank"].to_numpy(np.float32)
+    reached = ctx.reached_level[participants].astype(np.float32)
+    target = np.minimum(reached + 1, len(LEVELS) - 1)
+    gap = level[None, :] - target[:, None]
+    set_("level_gap", gap)
+    set_("level_gap_abs", np.abs(gap))
+    set_("reached_level", reached[:, None])
+    set_("event_level", level[None, :])
+
+    if Columns.ParentEvent in ev.columns:
+        parents = graph.event_index.get_indexer(ev[Columns.ParentEvent].astype("string").fillna(""))
+        staged = parents >= 0
+        q = np.zeros((n_p, n_e), dtype=np.float32)
+        if staged.any():
+            q[:, staged] = ctx.qualified[participants][:, parents[staged]].toarray()
+        set_("qualified_stage", q)
+        set_("stage_event", staged.astype(np.float32)[None, :])
+
+    s = ctx.series.index.get_indexer(graph.series_keys().to_numpy()[events].astype(str))
+    seen = s >= 0
+    s_safe = np.where(seen, s, 0)
+    mask_seen = seen.astype(np.float32)[None, :]
+    set_("series_taken", _log1p(ctx.participant_series[participants][:, s_safe].toarray()) * mask_seen)
+    fmt = ev["format"].map({f: i for i, f in enumerate(EVENT_FORMATS)}).fillna(0).to_numpy(np.int64)
+    set_("format_share", ctx.format_share[participants][:, fmt])
+    online = online_flags(ev).astype(np.float32)
+    settlement = ctx.settlement[participants].astype(np.float32)
+    set_("online", online[None, :])
+    set_("settlement", settlement[:, None])
+    set_("offline_rural", (1 - online)[None, :] * (settlement == 2)[:, None])
+    set_("offline_town", (1 - online)[None, :] * (settlement == 1)[:, None])
+    set_("series_popularity", (_log1p(ctx.series_pop[s_safe]) * seen)[None, :])
+    region = ctx.region_code[participants]
+    set_("series_popularity_region", _log1p(ctx.series_region_pop[region][:, s_safe].toarray()) * mask_seen)
+    grade_codes = np.clip(np.nan_to_num(ctx.grade[participants], nan=0.0), 0, 19).astype(np.int64)
+    set_("series_popularity_grade", _log1p(ctx.series_grade_pop[grade_codes][:, s_safe].toarray()) * mask_seen)
+    fl = (ev["format"].astype(str) + "/" + ev["level"].astype(str)).to_numpy()
+    set_("format_popularity", _log1p(ctx.format_level_pop.reindex(fl).fillna(0.0).to_numpy())[None, :])
+    set_("schoolmates_series", _log1p(ctx.schoolmates_series[participants][:, s_safe].toarray()) * mask_seen)
+    set_("teammates_series", _log1p(ctx.teammates_series[participants][:, s_safe].toarray()) * mask_seen)
+    set_("mentor_fit", (ctx.mentor_competences[participants] @ ec.T).toarray())
+    weeks = (ev[Columns.StartDate] - ctx.as_of).dt.days.to_numpy(np.float32) / 7.0
+    set_("weeks_to_start", weeks[None, :])
+    grade = ctx.grade[participants].astype(np.float32)
+    set_("grade", grade[:, None])
+    max_grade = ev["max_grade"].astype("Float64").astype("float64").to_numpy(np.float32) \
+        if "max_grade" in ev.columns else np.full(n_e, np.nan, np.float32)
+    set_("grade_span", max_grade[None, :] - grade[:, None])
+    set_("format", fmt.astype(np.float32)[None, :])
+    team_max = ev["team_max"].astype("Float64").fillna(1).astype("float64").to_numpy(np.float32) \
+        if "team_max" in ev.columns else np.ones(n_e, np.float32)
+    set_("team_event", (team_max > 1).astype(np.float32)[None, :])
+    return out
+
+
+def _sample(world: AchievementsGraph, n: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(world.n_participants, n, replace=False))
+
+
+def test_one_participant_equals_the_reference(world: AchievementsGraph, ctx: RankingContext) -> None:
+    every_event = np.arange(world.n_events)
+    open_now = open_events(world, CUT)
+    assert len(open_now) > 10
+    people = _sample(world, 120, seed=1)
+    assert (ctx.history_events[people] > 0).any() and (ctx.history_events[people] == 0).any()
+    for p in people:
+        one = np.asarray([p])
+        for events in (open_now, every_event):
+            np.testing.assert_array_equal(pair_features(world, ctx, one, events),
+                                          reference_pair_features(world, ctx, one, events))
+
+
+def test_blocks_equal_the_reference(world: AchievementsGraph, ctx: RankingContext) -> None:
+    events = np.arange(world.n_events)
+    for block in (_sample(world, 5, seed=2), _sample(world, 40, seed=3), np.arange(world.n_participants)):
+        np.testing.assert_array_equal(pair_features(world, ctx, block, events),
+                                      reference_pair_features(world, ctx, block, events))
+
+
+def test_every_branch_of_the_array_path_is_exercised(
+    world: AchievementsGraph, ctx: RankingContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The world has what each feature reads, so the comparisons above are not comparing zeros.
+    feats = pair_features(world, ctx, np.arange(world.n_participants), np.arange(world.n_events))
+    for name in ("interest_cos", "declared_fit", "qualified_stage", "series_taken", "schoolmates_series",
+                 "teammates_series", "mentor_fit", "series_popularity_region"):
+        assert np.nanmax(feats[:, :, FEATURES.index(name)]) > 0, name
+    # Scipy's slicing and sparse products (the other side of the size thresholds) give the same bits too.
+    monkeypatch.setattr(ranking, "DENSE_GATHER_CELLS", 0)
+    monkeypatch.setattr(ranking, "FEW_PARTICIPANTS", 0)
+    for p in _sample(world, 20, seed=4):
+        one = np.asarray([p])
+        np.testing.assert_array_equal(pair_features(world, ctx, one, np.arange(world.n_events)),
+                                      reference_pair_features(world, ctx, one, np.arange(world.n_events)))
+
+
+def test_l2_rows_are_those_of_any_block() -> None:
+    rng = np.random.default_rng(0)
+    n, cols = 60, 12
+    rows = []
+    for i in range(n):
+        idx = rng.choice(cols, 1 + i % 7, replace=False)
+        if i % 2:
+            idx = np.sort(idx)  # odd rows sorted (scipy's canonical path), even rows mostly not
+        rows.append(idx)
+    indptr = np.concatenate([[0], np.cumsum([len(r) for r in rows])])
+    data = (rng.random(indptr[-1]) * 10.0 ** rng.integers(-3, 3, indptr[-1])).astype(np.float32)
+    m = sp.csr_matrix((data, np.concatenate(rows), indptr), shape=(n, cols))
+    l2 = L2Rows.of(m)
+    assert l2.sorted_rows.any() and not l2.sorted_rows.all()
+    blocks = [np.asarray([i]) for i in range(n)] + [np.arange(1, n, 2), np.arange(n), np.asarray([3, 5, 8])]
+    differs = 0
+    for block in blocks:
+        expected = _rows_normalized(m[block], "l2")
+        got = l2.for_block(block)[block]
+        np.testing.assert_array_equal(got.indptr, expected.indptr)
+        np.testing.assert_array_equal(got.indices, expected.indices)
+        np.testing.assert_array_equal(got.data, expected.data)
+    for row in np.flatnonzero(l2.sorted_rows):
+        differs += int(not np.array_equal(np.sort(l2.canonical[row].data), np.sort(l2.general[row].data)))
+    # Both paths are needed: some sorted rows are normalized to other bits in a mixed block.
+    assert differs > 0
+
+
+def test_event_side_is_per_date_and_needs_no_achievements() -> None:
+    graph = AchievementsGraph.from_tables(tiny_tables())
+    side = event_side(graph, "2025-01-10")
+    pos = {e: i for i, e in enumerate(graph.event_index)}
+    assert side.parent[pos["e_reg_final"]] == pos["e_school_24"] and side.parent[pos["e_online"]] == -1
+    assert side.online[pos["e_region77"]] == 0 and side.online[pos["e_online"]] == 1
+    assert side.weeks_to_start[pos["e_reg_final"]] == pytest.approx(10 / 7)
+    assert side.format_level[pos["e_region77"]] == "hackathon/regional"
+    assert np.isnan(side.max_grade[pos["e_full"]]) and side.max_grade[pos["e_online"]] == 11
+    later = event_side(graph, "2025-01-17")
+    assert later.weeks_to_start[pos["e_reg_final"]] == pytest.approx(side.weeks_to_start[pos["e_reg_final"]] - 1)
+    empty = AchievementsGraph.from_tables({**tiny_tables(), "achievements": tiny_tables()["achievements"][:0]})
+    np.testing.assert_array_equal(event_side(empty, "2025-01-10").competence_t, side.competence_t)
+    with pytest.raises(ValueError, match="another date"):
+        build_context(graph, "2025-01-11", side)
+
+
+def _reference_scores(model: RerankerRecommender, graph: AchievementsGraph, participant: int) -> np.ndarray:
+    """Scores of the open events as the pipeline first computed them: reference features, a frame, predict."""
+    now = to_timestamp(CUT)
+    events = open_events(graph, now)
+    allowed = eligibility_mask(graph, now, np.asarray([participant]), events)[0]
+    feats = reference_pair_features(graph, build_context(graph, now), np.asarray([participant]), events)[0]
+    scores = np.full(len(events), -np.inf)
+    if allowed.any():
+        scores[allowed] = model.model_.predict(pd.DataFrame(feats[allowed], columns=model.feature_names_))
+    return scores
+
+
+def test_request_scores_and_drivers_equal_the_reference_pipeline(
+    world: AchievementsGraph, reranker: RerankerRecommender
+) -> None:
+    now = to_timestamp(CUT)
+    events = open_events(world, now)
+    ctx = build_context(world, now)
+    scored = 0
+    for p in _sample(world, 25, seed=5):
+        one = np.asarray([p])
+        allowed = eligibility_mask(world, now, one, events)
+        scored += int(allowed.any())
+        got = reranker._score(world, one, events, now, allowed)[0]
+        np.testing.assert_array_equal(np.where(allowed[0], got, -np.inf), _reference_scores(reranker, world, p))
+        feats = reference_pair_features(world, ctx, one, events)[0]
+        contrib = np.asarray(reranker.model_.predict(pd.DataFrame(feats, columns=reranker.feature_names_),
+                                                     pred_contrib=True))[:, :-1]
+        order = np.argsort(-contrib, axis=1, kind="stable")[:, :3]
+        expected = [[reranker.feature_names_[j] for j in row if contrib[i, j] > 0] for i, row in enumerate(order)]
+        assert reranker.score_drivers(world, int(p), events, now) == expected
+    assert scored >= 10
+
+
+def test_event_side_outlives_a_fold_in(world: AchievementsGraph, reranker: RerankerRecommender) -> None:
+    now = to_timestamp(CUT)
+    events = open_events(world, now)
+    people = _sample(world, 50, seed=6)
+    may = eligibility_mask(world, now, people, events)
+    p = int(people[np.flatnonzero(may.sum(axis=1) > 5)[0]])
+    allowed = may[people == p][0]
+    taken = world.event_index[events[np.flatnonzero(allowed)[0]]]
+    side = reranker._event_side(world, now)
+    folded = world.with_achievements(pd.DataFrame({
+        "participant_id": pd.array([world.participant_index[p]], dtype="string"),
+        "event_id": pd.array([taken], dtype="string"),
+        "role": pd.array(["participant"], dtype="string"),
+        "result": pd.array(["registered"], dtype="string"),
+        "date": pd.to_datetime([now - pd.Timedelta(days=1)]),
+    }))
+    assert folded.events is world.events and len(folded.achievements) == len(world.achievements) + 1
+    assert reranker._event_side(folded, now) is side
+    recs = reranker.recommend([world.participant_index[p]], 5, as_of=now, graph=folded)
+    assert taken not in set(recs["event_id"])
+    # The new achievement counts: the folded graph is scored as a graph built with it would be.
+    expected = _reference_scores(reranker, folded, p)
+    top = np.argsort(-expected, kind="stable")[: len(recs)]
+    assert list(recs["event_id"]) == list(folded.event_index[events[top]])
+    np.testing.assert_array_equal(recs["score"].to_numpy(), expected[top])
