@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.special import ndtri
 
 from recommender.aif.parsing import parse_weighted
 from recommender.columns import Columns
@@ -21,6 +22,8 @@ def mentor_competences(graph: AchievementsGraph) -> np.ndarray:
     """Mentors x competences: the mentor's declared competence weights, rows normalized to sum 1."""
     comp_pos = {c: i for i, c in enumerate(graph.competence_index)}
     out = np.zeros((len(graph.mentors), len(comp_pos)), dtype=np.float64)
+    if "competences" not in graph.mentors.columns:
+        return out
     for i, text in enumerate(graph.mentors["competences"].astype("string").fillna("")):
         for cid, w in parse_weighted(str(text)):
             j = comp_pos.get(cid)
@@ -67,7 +70,8 @@ def team_table(graph: AchievementsGraph) -> pd.DataFrame:
                 else pd.Series(pd.NA, index=parts.index, dtype="string"))
     members = pd.DataFrame({
         "team_idx": a["team_idx"].to_numpy(),
-        "rural": (settlement.to_numpy()[a["participant_idx"].to_numpy()] == "rural"),
+        # Unknown settlement type (NA) is not rural; comparing NA element-wise would raise.
+        "rural": (settlement == "rural").fillna(False).to_numpy(dtype=bool)[a["participant_idx"].to_numpy()],
         "region": p_region.to_numpy()[a["participant_idx"].to_numpy()],
     })
     members["rural"] = members["rural"].fillna(False).astype(bool)
@@ -126,27 +130,86 @@ def mentor_load(teams: pd.DataFrame, mentors: pd.DataFrame, as_of: object) -> np
 
 
 def team_percentiles(graph: AchievementsGraph) -> pd.DataFrame:
-    """team_idx, event_idx and the team's result percentile among the teams of its event (1 = first)."""
+    """team_idx, event_idx, the team's result percentile among the teams of its event (1 = first) and its
+    normal score (the standard-normal quantile of its mid-rank: differences of performance, not of places)."""
     a = graph.achievements
     a = a[(a["team_idx"] >= 0) & a[Columns.Rank].notna()] if Columns.Rank in a.columns else a.iloc[0:0]
     if not len(a):
-        return pd.DataFrame({"team_idx": [], "event_idx": [], "percentile": []})
+        return pd.DataFrame({"team_idx": pd.Series(dtype=np.int64), "event_idx": pd.Series(dtype=np.int64),
+                             "percentile": pd.Series(dtype=np.float64), "normal_score": pd.Series(dtype=np.float64)})
     t = a.groupby("team_idx").agg(event_idx=("event_idx", "first"), rank=(Columns.Rank, "min")).reset_index()
     t["rank"] = pd.to_numeric(t["rank"]).astype(float)
     t["order"] = t.groupby("event_idx")["rank"].rank(method="average")
     n = t.groupby("event_idx")["rank"].transform("size").astype(float)
     t["percentile"] = np.where(n > 1, 1.0 - (t["order"] - 1.0) / np.maximum(n - 1.0, 1.0), 0.5)
-    return t[["team_idx", "event_idx", "percentile"]]
+    t["normal_score"] = ndtri((n - t["order"] + 0.5) / n)
+    return t[["team_idx", "event_idx", "percentile", "normal_score"]]
 
 
-def mentor_track_record(graph: AchievementsGraph, *, shrinkage: float = 3.0) -> pd.DataFrame:
-    """Per mentor: teams mentored with a known result, and the shrunk mean uplift of their teams'
-    result percentile over the unmentored teams of the same event (comparable teams without a mentor)."""
+def mentor_event_fit(graph: AchievementsGraph, mentor_positions: np.ndarray, event_positions: np.ndarray) -> np.ndarray:
+    """Overlap of each mentor's competences with the event's (0 = none, 1 = the same single competence)."""
+    mentors = mentor_competences(graph)[np.asarray(mentor_positions, dtype=np.int64)]
+    events = event_competences(graph)[np.asarray(event_positions, dtype=np.int64)]
+    return np.asarray((mentors * events).sum(axis=1), dtype=np.float64)
+
+
+def mentor_track_record(
+    graph: AchievementsGraph,
+    *,
+    shrinkage: float = 5.0,
+    expected: pd.Series | None = None,
+    fit_base: float = 0.5,
+) -> pd.DataFrame:
+    """Per mentor: teams mentored with a known result, how much better they did than comparable teams without
+    a mentor, and the mentor's estimated effect.
+
+    A mentored team's residual is its result's normal score minus what was expected of it without a mentor:
+    `expected` (per team_idx, on its event's normal-score scale, e.g. from a team-success model over the
+    members' skills) or else the mean of the event's unmentored teams. The effect of mentor j is the
+    residual per unit of ``fit_base + fit(mentor, event)`` (a mentor helps more where their competences
+    match), estimated by least squares and shrunk toward the average mentor of the same kind (technology
+    leaders from industry or not) by `shrinkage` pseudo-teams. Columns: mentor_id, mentored_teams, uplift
+    (mean residual of the mentor's teams), effect and kind_effect (the average mentor of the kind); both NaN
+    when no mentored team has a known result.
+    """
     pct = team_percentiles(graph)
     mentors = graph.mentors[Columns.Mentor].astype(str)
-    out = pd.DataFrame({Columns.Mentor: mentors.to_numpy(), "mentored_teams": 0, "uplift": 0.0})
+    out = pd.DataFrame({Columns.Mentor: mentors.to_numpy(), "mentored_teams": 0, "uplift": 0.0, "effect": np.nan,
+                        "kind_effect": np.nan})
     if not len(pct) or Columns.Mentor not in graph.teams.columns:
         return out
+    mentor_of_team = graph.teams[Columns.Mentor].astype("string").to_numpy()[pct["team_idx"].to_numpy(np.int64)]
+    pct = pct.assign(mentor=mentor_of_team)
+    has = pct["mentor"].notna().to_numpy()
+    base = pct["team_idx"].map(expected).to_numpy(np.float64) if expected is not None else np.full(len(pct), np.nan)
+    free_mean = pct[~has].groupby("event_idx")["normal_score"].mean()
+    all_mean = pct.groupby("event_idx")["normal_score"].mean()
+    fallback = pct["event_idx"].map(free_mean).fillna(pct["event_idx"].map(all_mean)).to_numpy(np.float64)
+    residual = pct["normal_score"].to_numpy(np.float64) - np.where(np.isfinite(base), base, fallback)
+    m_pos = pd.Index(mentors).get_indexer(pd.Index(pct["mentor"].to_numpy()[has], dtype=object).astype(str))
+    known = m_pos >= 0
+    m_pos, r = m_pos[known], residual[has][known]
+    if not len(m_pos):
+        return out
+    n_m = len(mentors)
+    x = fit_base + mentor_event_fit(graph, m_pos, pct["event_idx"].to_numpy(np.int64)[has][known])
+    count = np.bincount(m_pos, minlength=n_m)
+    tech = mentor_table(graph)["tech_leader"].to_numpy(bool)
+    # The average mentor of each kind (least squares of residual on x over the kind's teams).
+    sxx = np.bincount(m_pos, weights=x * x, minlength=n_m)
+    sxr = np.bincount(m_pos, weights=x * r, minlength=n_m)
+    overall = float(sxr.sum() / sxx.sum()) if sxx.sum() > 0 else float(r.mean())
+    kind_sxx = np.array([sxx[tech == k].sum() for k in (False, True)])
+    kind_sxr = np.array([sxr[tech == k].sum() for k in (False, True)])
+    kind_mean = np.where(kind_sxx > 0, kind_sxr / np.maximum(kind_sxx, 1e-12), overall)
+    prior = kind_mean[tech.astype(np.int64)]
+    denominator = sxx + shrinkage
+    effect = prior + np.divide(sxr - prior * sxx, denominator, out=np.zeros(n_m), where=denominator > 0)
+    out["mentored_teams"] = count
+    out["uplift"] = np.bincount(m_pos, weights=r, minlength=n_m) / np.maximum(count, 1)
+    out["effect"] = effect
+    out["kind_effect"] = prior
+    return out
     mentor_of_team = graph.teams[Columns.Mentor].astype("string").to_numpy()[pct["team_idx"].to_numpy(np.int64)]
     pct = pct.assign(mentor=mentor_of_team)
     has = pct["mentor"].notna()

@@ -14,13 +14,14 @@ from recommender.graph import QUALIFYING_RESULTS, AchievementsGraph, online_flag
 
 # Recent activity says more about current interests than old activity.
 INTEREST_HALF_LIFE_DAYS = 365.0
+# Weight of declared interests beside a history profile of weight 1 (see with_declared_interests).
+DECLARED_PRIOR = 0.3
 SETTLEMENT_CODES = {"city": 0, "town": 1, "rural": 2}
 
 FEATURES = (
     "interest_dot",  # recency-weighted competence profile . event competences
     "interest_cos",
     "interest_top",  # share of the event's weight in the participant's strongest competence
-    "declared_fit",  # cosine of declared interests (sign-up form) and event competences; nan when none declared
     "history_events",  # events taken (log)
     "level_gap",  # event level - (highest qualifying level + 1)
     "level_gap_abs",
@@ -48,6 +49,12 @@ FEATURES = (
     "team_event",
 )
 CATEGORICAL = ("format",)
+_COLUMN = {name: i for i, name in enumerate(FEATURES)}
+# Up to this many participants, cross features are summed row by row with numpy (a request); a larger block
+# (training, batch recommendations) takes one sparse product.
+FEW_PARTICIPANTS = 16
+# Sparse rows are gathered densely up to this many cells; larger blocks go through scipy's slicing.
+DENSE_GATHER_CELLS = 4_000_000
 
 
 @dataclass
@@ -73,7 +80,6 @@ class RankingContext:
     teammates_series: sp.csr_matrix  # participants x series
     mentor_competences: sp.csr_matrix  # participants x competences (latest mentor)
     event_competence: sp.csr_matrix  # events x competences
-    declared: sp.csr_matrix  # participants x competences: declared interests, unit L2 rows (empty: none)
     # Derived once per context, so that a request only indexes them:
     events: EventSide
     profile_l2: L2Rows
@@ -102,13 +108,6 @@ def _rows_normalized(m: sp.csr_matrix, norm: str = "l1") -> sp.csr_matrix:
         sums = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
     sums[sums == 0] = 1.0
     return sp.csr_matrix(sp.diags(1.0 / sums) @ m)
-
-# Up to this many participants, cross features are summed row by row with numpy (a request); a larger block
-# (training, batch recommendations) takes one sparse product.
-FEW_PARTICIPANTS = 16
-# Sparse rows are gathered densely up to this many cells; larger blocks go through scipy's slicing.
-DENSE_GATHER_CELLS = 4_000_000
-_COLUMN = {name: i for i, name in enumerate(FEATURES)}
 
 
 def _sorted_rows(m: sp.csr_matrix) -> np.ndarray:
@@ -220,6 +219,14 @@ def _take(m: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
     if len(rows) * m.shape[1] > DENSE_GATHER_CELLS:
         return np.asarray(m[rows][:, cols].toarray())
     rows = np.where(rows < 0, rows + m.shape[0], rows)
+    if len(rows) == 1:  # a request: one row, no index arithmetic
+        start, end = m.indptr[rows[0]], m.indptr[rows[0] + 1]
+        row = np.zeros(m.shape[1], dtype=m.dtype)
+        if m.has_canonical_format:
+            row[m.indices[start:end]] = m.data[start:end]
+        else:
+            np.add.at(row, m.indices[start:end], m.data[start:end])
+        return row[cols][None, :]
     dense = np.zeros((len(rows), m.shape[1]), dtype=m.dtype)
     starts = m.indptr[rows]
     counts = m.indptr[rows + 1] - starts
@@ -254,6 +261,22 @@ def _cross(
 
 
 
+def with_declared_interests(profile: sp.csr_matrix, graph: AchievementsGraph, has_history: np.ndarray
+                            ) -> sp.csr_matrix:
+    """The interest profile (L1 rows) with declared interests (sign-up form) mixed in: alone for those with no
+    history (cold start), at DECLARED_PRIOR beside a history's unit weight (what one does beats what one said).
+
+    Mixed into the profile rather than given as a feature of its own: on the 20k world's cuts (September,
+    November, February) a separate feature moved the re-ranker's NDCG@10 by -0.03..+0.02 from cut to cut,
+    the mixed profile by 0..+0.04 for the cold who declared interests and never lowered the overall figure.
+    """
+    declared = _rows_normalized(graph.participant_interests())
+    if not declared.nnz:
+        return profile
+    scale = np.where(has_history, DECLARED_PRIOR, 1.0).astype(np.float32)
+    return _rows_normalized(profile + sp.diags(scale) @ declared)
+
+
 def build_context(
     graph: AchievementsGraph, as_of: pd.Timestamp | str, events: EventSide | None = None
 ) -> RankingContext:
@@ -277,8 +300,8 @@ def build_context(
     age_days = (now - a[Columns.Date]).dt.days.to_numpy(dtype=np.float64)
     recency = np.power(0.5, age_days / INTEREST_HALF_LIFE_DAYS).astype(np.float32)
     weighted_pe = sp.csr_matrix((recency, (p_idx, e_idx)), shape=(n_p, n_e))
-    profile = _rows_normalized(weighted_pe @ g.event_competence())
     history = np.bincount(p_idx, minlength=n_p).astype(np.float64)
+    profile = with_declared_interests(_rows_normalized(weighted_pe @ g.event_competence()), g, history > 0)
 
     level = g.events["level_rank"].to_numpy(dtype=np.int64)
     qualifying = a[Columns.Result].isin(QUALIFYING_RESULTS).to_numpy()
@@ -343,7 +366,7 @@ def build_context(
         series_region_pop=(region_onehot @ taken).tocsr(), series_grade_pop=(grade_onehot @ taken).tocsr(),
         format_level_pop=format_level_pop, schoolmates_series=sp.csr_matrix(schoolmates_series),
         teammates_series=sp.csr_matrix(teammates_series), mentor_competences=mentor_comp,
-        event_competence=g.event_competence(), declared=_rows_normalized(g.participant_interests(), "l2"),
+        event_competence=g.event_competence(),
         events=side, profile_l2=L2Rows.of(profile), top_competence=top_competence,
         has_profile=np.asarray(profile.sum(axis=1)).ravel() > 0, event_series=event_series,
         event_series_popularity=_log1p(series_pop[np.where(seen, event_series, 0)]) * seen,
@@ -405,9 +428,6 @@ def pair_features(
     ec_n, ec_n_t = side.competence_l2_for(e)
     set_("interest_cos", _cross(ctx.profile_l2.for_block(p), p, ec_n, ec_n_t, e))
     set_("interest_top", side.competence_l1[e][:, ctx.top_competence[p]].T * ctx.has_profile[p][:, None])
-    # The cold-start signal: what participants said they like, for those with no (or a short) history.
-    has_declared = np.diff(ctx.declared.indptr)[p] > 0
-    set_("declared_fit", np.where(has_declared[:, None], _cross(ctx.declared, p, ec_n, ec_n_t, e), np.nan))
     set_("history_events", _log1p(ctx.history_events[p])[:, None])
 
     level = side.level[e]

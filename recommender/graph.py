@@ -456,7 +456,7 @@ class AchievementsGraph:
         out = replace(graph, achievements=achievements, live_rows=graph.live_rows + len(new), _cache={})
         p, e = new["participant_idx"].to_numpy(np.int64), new["event_idx"].to_numpy(np.int64)
         shape = (out.n_participants, out.n_events)
-        for key, matrix in graph._cache.items():
+        for key, matrix in list(graph._cache.items()):  # request threads may be filling it
             if key in ("ec", "pi"):
                 out._cache[key] = matrix  # events x competences, declared interests: neither changed
             elif key == "peTrue":
@@ -562,15 +562,19 @@ class AchievementsGraph:
         merged = pd.concat([base, rows], ignore_index=True)
         out = replace(self, participants=merged, _cache={})
         shape = (out.n_participants, out.n_events)
-        for key, matrix in self._cache.items():
+        for key, matrix in list(self._cache.items()):
             if key == "pi":
                 # The new participants' declared interests are appended below the known rows.
                 added = _weighted_matrix(rows, Columns.Interests, self.competence_index)
                 out._cache[key] = sp.csr_matrix(sp.vstack([matrix, added], format="csr"))
                 continue
-            out._cache[key] = matrix if key == "ec" else _csr_with_entries(
-                matrix, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), shape
-            )
+            if key == "ec":
+                out._cache[key] = matrix
+            elif key in ("peTrue", "peFalse", "qualified"):  # participants x events: empty rows appended
+                out._cache[key] = _csr_with_entries(
+                    matrix, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32), shape
+                )
+            # Any other cached matrix is rebuilt when first asked for.
         cached = self.__dict__
         for name in ("event_index", "competence_index", "event_arrays", "_series_keys", "registrations_per_event",
                      "latest_date", "_latest_dates"):

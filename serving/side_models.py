@@ -137,6 +137,7 @@ def build_side_models(
     if competence is not None:
         profiles = ProfileIndex.build(competence.model, graph, as_of)
         scoring = ScoringBasis.build(competence.model, graph, as_of)
+        scoring.history(competence.model)  # shared by every program; each program's cohort waits for its request
         skills = formation_skills(competence.model)
     teams = _team_table(graph)
     free_places = cards = None

@@ -22,6 +22,7 @@ from features.mentor_features import (
 )
 from recommender.columns import Columns
 from recommender.graph import AchievementsGraph, to_timestamp
+from training.teams import TeamConfig, TeamSuccessModel, participant_skills, team_history
 
 
 class MentorConfig(BaseModel):
@@ -29,14 +30,63 @@ class MentorConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    prior_effect: float = Field(0.5, gt=0, description="effect of a mentor with no track record")
-    record_weight: float = Field(2.0, ge=0, description="effect per unit of result-percentile uplift")
-    tech_leader_bonus: float = Field(0.1, ge=0, description="added effect of a technology leader from industry")
+    prior_effect: float = Field(0.5, gt=0, description="effect of a mentor when no mentored team has a result")
+    record_weight: float = Field(1.0, ge=0, description="weight of a mentor's own record against the average mentor")
+    tech_leader_bonus: float = Field(0.1, ge=0, description="added effect of a technology leader (no history)")
     fit_base: float = Field(0.5, ge=0, description="effect multiplier of a mentor whose competences miss the event")
-    shrinkage: float = Field(3.0, ge=0, description="pseudo-teams pulling a track record to zero")
+    shrinkage: float = Field(5.0, ge=0, description="pseudo-teams pulling a track record to the average mentor")
     min_effect: float = Field(0.02, gt=0, description="floor of a mentor's estimated effect")
     candidates_per_team: int = Field(60, ge=1, description="best reachable mentors kept per urban team group in the LP")
     mentor_candidates: int = Field(8, ge=1, description="best team groups per mentor in the LP (demand x capacity)")
+    record_folds: int = Field(3, ge=2, description="event folds for the expected results of mentored teams")
+
+
+# Fewer past teams with a result than this: mentored teams are compared with their event's unmentored teams.
+MIN_TEAM_HISTORY = 20
+
+
+def expected_without_mentor(
+    graph: AchievementsGraph,
+    skills: np.ndarray | None = None,
+    *,
+    folds: int = 3,
+    config: TeamConfig | None = None,
+) -> pd.Series | None:
+    """Per past team (team_idx): the normal score its result was expected to have without a mentor, on its
+    event's scale; None when there is too little history.
+
+    A team-success model over the members' skills is fitted on the teams of the other events
+    (cross-fitting: no team's own result shapes its expectation) and predicts each team as it was and
+    with its mentor taken away; the event's scale comes from its teams' actual scores and their
+    predictions as they were. Skills default to ratings from individual results only, so that a team's
+    result does not leak into the skills that are to explain it.
+    """
+    if skills is None:
+        skills = participant_skills(graph, 0.0, team_results=False)
+    history = team_history(graph, skills)
+    if len(history.score) < MIN_TEAM_HISTORY:
+        return None
+    event_code = np.asarray(pd.factorize(history.event)[0], dtype=np.int64)
+    # Events spread over folds in a fixed pseudo-random order (neighbouring events are alike).
+    fold = np.random.default_rng(0).permutation(int(event_code.max()) + 1)[event_code] % folds
+    as_was = np.full(len(history.score), np.nan)
+    unmentored = np.full(len(history.score), np.nan)
+    without = history.features.assign(mentor=0.0)
+    for k in range(folds):
+        train, test = fold != k, fold == k
+        if not test.any() or train.sum() < MIN_TEAM_HISTORY:
+            continue
+        model = TeamSuccessModel(config or TeamConfig()).fit(history.features[train], history.score[train],
+                                                             events=history.event[train])
+        as_was[test] = model.strength(history.features[test])
+        unmentored[test] = model.strength(without[test])
+    known = np.isfinite(as_was)
+    if not known.any():
+        return None
+    frame = pd.DataFrame({"event": event_code, "score": history.score, "as_was": as_was, "without": unmentored})[known]
+    by_event = frame.groupby("event")
+    expected = frame["without"] - by_event["as_was"].transform("mean") + by_event["score"].transform("mean")
+    return pd.Series(expected.to_numpy(np.float64), index=history.team[known])
 
 
 @dataclass
@@ -45,15 +95,25 @@ class MentorModel:
 
     config: MentorConfig = field(default_factory=MentorConfig)
 
-    def fit(self, graph: AchievementsGraph) -> Self:
-        """Learn each mentor's effect from history (track record) and read competences, reach, capacity."""
+    def fit(self, graph: AchievementsGraph, *, skills: np.ndarray | None = None) -> Self:
+        """Learn each mentor's effect from history (track record) and read competences, reach, capacity.
+
+        The track record measures how much better a mentor's teams did than the same members were expected
+        to do without a mentor (`expected_without_mentor`; `skills` overrides the members' skills), per
+        unit of the mentor's fit to the event, shrunk toward the average mentor of the same kind.
+        """
         cfg = self.config
         self.mentors_ = mentor_table(graph)
-        self.record_ = mentor_track_record(graph, shrinkage=cfg.shrinkage)
+        expected = expected_without_mentor(graph, skills, folds=cfg.record_folds)
+        self.record_ = mentor_track_record(graph, shrinkage=cfg.shrinkage, expected=expected, fit_base=cfg.fit_base)
         self.mentor_comp_ = mentor_competences(graph)
         self.event_comp_ = event_competences(graph)
-        effect = cfg.prior_effect + cfg.record_weight * self.record_["uplift"].to_numpy(np.float64)
-        effect = effect + cfg.tech_leader_bonus * self.mentors_["tech_leader"].to_numpy(np.float64)
+        learned = self.record_["effect"].to_numpy(np.float64)
+        if np.isfinite(learned).all() and len(learned):
+            average = self.record_["kind_effect"].to_numpy(np.float64)
+            effect = average + cfg.record_weight * (learned - average)
+        else:  # no mentored team with a result: every mentor is the prior
+            effect = cfg.prior_effect + cfg.tech_leader_bonus * self.mentors_["tech_leader"].to_numpy(np.float64)
         self.effect_ = np.maximum(effect, cfg.min_effect)
         return self
 
@@ -84,6 +144,7 @@ def solve_assignment(
     groups: np.ndarray | None = None,
     candidates_per_team: int = 60,
     mentor_candidates: int = 8,
+    refill: bool = True,
 ) -> np.ndarray:
     """Mentor position of every team (-1: none) maximizing total benefit under capacities and reach.
 
@@ -94,7 +155,9 @@ def solve_assignment(
     lexicographic: first as many priority teams served as capacity allows, then the most benefit.
     Each group keeps its best `candidates_per_team` mentors and each mentor its best groups (up to
     `mentor_candidates` x its capacity in demand); priority groups keep every reachable mentor, so none
-    is left out while a reachable mentor has room.
+    is left out while a reachable mentor has room. The shortlists can strand places (a mentor whose
+    shortlisted teams all went to others): with `refill`, a second LP over every reachable pair of the
+    teams left without a mentor and the mentors left with room uses them.
     """
     n_t, n_m = benefit.shape
     capacity = np.maximum(np.asarray(capacity, dtype=np.int64), 0)
@@ -148,6 +211,12 @@ def solve_assignment(
         team_rows = members[starts[g] + filled[g]: starts[g] + filled[g] + c]
         out[team_rows] = cols[e]
         filled[g] += c
+    if refill:
+        left = capacity - np.bincount(out[out >= 0], minlength=n_m)
+        free = np.flatnonzero(out < 0)
+        if len(free) and reach[np.ix_(free, left > 0)].any():
+            out[free] = solve_assignment(benefit[free], reach[free], left, priority[free], groups=group[free],
+                                         candidates_per_team=n_m, mentor_candidates=n_t, refill=False)
     return out
 
 
@@ -267,8 +336,8 @@ def rank_mentors(
         n_rec = int(mentored[j])
         if n_rec:
             uplift = float(uplifts[j])
-            reasons.append(f"mentored {n_rec} team(s); they placed {'higher' if uplift > 0 else 'about the same'}"
-                           " than similar teams without a mentor")
+            placed = "higher than" if uplift > 0 else "about as well as"
+            reasons.append(f"mentored {n_rec} team(s); they placed {placed} similar teams without a mentor")
         if tech_leader[j]:
             reasons.append("technology leader from industry")
         rows.append({Columns.Mentor: mentors[Columns.Mentor].iloc[j], "score": round(float(benefit[j]), 6),

@@ -58,6 +58,8 @@ def fit_competence_model(
         "rated_cells": float(len(table)),
         "rated_participants": float(table[Columns.Participant].nunique()),
         "mean_skill_sd": float(table["skill_sd"].mean()) if len(table) else float("nan"),
+        # The practice gain per result of each event format that the fit estimated.
+        **{f"growth.{fmt}": float(gain) for fmt, gain in model.growth_.items()},
         **prequential_metrics(graph, config),
     }
     summary: dict[str, Any] = {"metrics": metrics, "run_id": None}

@@ -174,12 +174,12 @@ class RerankerRecommender(EventRecommender):
         return side
 
     def _context(self, graph: AchievementsGraph, as_of: pd.Timestamp) -> RankingContext:
-        key = (id(graph), as_of)
+        # The graph itself is kept with its context (not its id, which a later graph may reuse once it is freed).
         cached = getattr(self, "_ctx_cache", None)
-        if cached is not None and cached[0] == key:
-            return cached[1]
+        if cached is not None and cached[0] is graph and cached[1] == as_of:
+            return cached[2]
         ctx = build_context(graph, as_of, self._event_side(graph, as_of))
-        self._ctx_cache = (key, ctx)
+        self._ctx_cache = (graph, as_of, ctx)
         return ctx
 
     def _predict(self, x: np.ndarray, *, contrib: bool = False) -> np.ndarray:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pickle
 import tempfile
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Self
 
@@ -14,12 +15,21 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+from scipy.special import ndtr, ndtri
 
 from features.competence.estimator import CompetenceRatings
 from features.mentor_features import event_competences, team_percentiles
-from features.team_features import TEAM_FEATURES, former_teammate_pairs, school_codes, team_feature_frame
+from features.team_features import (
+    TEAM_FEATURES,
+    former_teammate_pairs,
+    padded_members,
+    padded_team_features,
+    school_codes,
+    team_feature_frame,
+    tie_keys,
+)
 from recommender.columns import Columns
-from recommender.graph import AchievementsGraph, online_flags
+from recommender.graph import AchievementsGraph, academic_years, online_flags
 
 
 class TeamConfig(BaseModel):
@@ -27,24 +37,110 @@ class TeamConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    n_estimators: int = Field(200, ge=1)
+    # Small, smooth trees: the swap search seeks out whatever a model over-rates.
+    n_estimators: int = Field(100, ge=1)
     learning_rate: float = Field(0.05, gt=0)
-    num_leaves: int = Field(15, ge=2)
-    min_child_samples: int = Field(20, ge=1)
+    num_leaves: int = Field(4, ge=2)
+    min_child_samples: int = Field(50, ge=1)
     seed: int = 0
+    monotone: bool = Field(True, description="predicted success never falls when a skill feature or the mentor rises")
     default_team_min: int = Field(2, ge=1, description="size limits of an event that states none")
     default_team_max: int = Field(5, ge=1)
-    optimism: float = Field(0.5, ge=0, description="skill = mean + optimism x sd when forming teams")
+    optimism: float = Field(0.25, ge=0, description="skill = mean + optimism x sd when forming teams")
+    # Off by default: on the synthetic benchmark worlds the search lowered true success (the draft had already
+    # used what the skill estimates tell; the model's preferences beyond it were noise), see bench_mentors_teams.
+    search_rounds: int = Field(0, ge=0, description="rounds of the swap search (each pairs every team once)")
+    search_seconds: float = Field(2.0, ge=0, description="time the swap search may take")
+    search_candidates: int = Field(4, ge=1, description="swaps tried per pair of teams and round")
 
 
-def participant_skills(graph: AchievementsGraph, optimism: float = 0.5) -> np.ndarray:
-    """Skill [participants, competences] from the competence rating: mean + optimism x sd.
+# Features whose rise should never lower the predicted success (LightGBM monotone constraints).
+INCREASING_FEATURES = frozenset({"mean_fit", "max_fit", "min_fit", "coverage", "complementarity", "teamwork", "mentor"})
+# Fewer ranked individual results than this leave the grade prior out.
+GRADE_PRIOR_MIN_RESULTS = 200
+
+
+def without_team_results(graph: AchievementsGraph) -> AchievementsGraph:
+    """The graph without the achievements of team members (node positions kept)."""
+    a = graph.achievements
+    keep = (a["team_idx"] < 0).to_numpy()
+    live = np.zeros(len(a), dtype=bool)
+    if graph.live_rows:
+        live[len(a) - graph.live_rows:] = True
+    return replace(graph, achievements=a[keep].reset_index(drop=True), live_rows=int((keep & live).sum()), _cache={})
+
+
+def grade_slope(graph: AchievementsGraph, before: pd.DataFrame, prior_var: float) -> float:
+    """Skill per school grade that the rating's newcomer prior misses, learned from individual results.
+
+    `before`: the rating's pre-event estimates of ranked individual results (`CompetenceRatings.replay`).
+    Each result's normal score within its event is regressed on the pre-event skill and on the grade's
+    distance from the event's mean grade, scaled by the share of prior variance the participant still has
+    (what the rating has not learned yet); the ratio of the two coefficients is the grade effect in skill
+    units. 0 when there is too little to learn from.
+    """
+    before = before.dropna(subset=["skill", "skill_sd"])
+    if len(before) < GRADE_PRIOR_MIN_RESULTS or Columns.Rank not in graph.achievements.columns:
+        return 0.0
+    a = graph.achievements
+    rows = before["row"].to_numpy(np.int64)
+    p = a["participant_idx"].to_numpy(np.int64)[rows]
+    years = academic_years(pd.to_datetime(a[Columns.Date].iloc[rows])).to_numpy(np.int64)
+    first = int(years.min())
+    grade0 = graph.grades_at(pd.Timestamp(first, 10, 1))
+    moves = graph.grades_at(pd.Timestamp(first + 1, 10, 1)) - grade0
+    frame = pd.DataFrame({
+        "event": a["event_idx"].to_numpy(np.int64)[rows],
+        "rank": pd.to_numeric(a[Columns.Rank].iloc[rows], errors="coerce").to_numpy(np.float64),
+        "skill": before["skill"].to_numpy(np.float64),
+        "share": before["skill_sd"].to_numpy(np.float64) ** 2 / prior_var,
+        "grade": grade0[p] + (years - first) * moves[p],
+    }).dropna()
+    by_event = frame.groupby("event")
+    n = by_event["rank"].transform("size").to_numpy(np.float64)
+    frame = frame[n >= 3]
+    if len(frame) < GRADE_PRIOR_MIN_RESULTS:
+        return 0.0
+    by_event = frame.groupby("event")
+    n = by_event["rank"].transform("size").to_numpy(np.float64)
+    order = by_event["rank"].rank(method="average").to_numpy(np.float64)
+    score = ndtri((n - order + 0.5) / n)
+    grade_term = frame["share"].to_numpy() * (frame["grade"] - by_event["grade"].transform("mean")).to_numpy()
+    design = pd.DataFrame({"score": score, "skill": frame["skill"].to_numpy(), "grade": grade_term,
+                           "event": frame["event"].to_numpy()})
+    columns = ["score", "skill", "grade"]
+    centred = design[columns] - design.groupby("event")[columns].transform("mean")
+    coef, *_ = np.linalg.lstsq(centred[["skill", "grade"]].to_numpy(), centred["score"].to_numpy(), rcond=None)
+    if coef[0] <= 0:
+        return 0.0
+    return float(np.clip(coef[1] / coef[0], 0.0, 1.0))
+
+
+def participant_skills(graph: AchievementsGraph, optimism: float = 0.25, *, team_results: bool = True
+                       ) -> np.ndarray:
+    """Skill [participants, competences] from the competence rating: mean + optimism x sd, the mean moved by
+    school grade as far as the rating is still uncertain (older pupils are stronger before any result shows it).
 
     A team's coverage counts its best member per competence, and the expected maximum of uncertain
     skills favours the uncertain ones, hence the optimism for formation (0 gives the plain estimate).
+    `team_results=False` rates from individual results only: a team's own result must not inform the
+    skills that are to explain it (team-success history, mentor track records).
     """
-    ratings = CompetenceRatings().fit(graph, record_history=False)
+    source = graph if team_results else without_team_results(graph)
+    a = source.achievements
+    ranked = (a["team_idx"] < 0).to_numpy() & (a[Columns.Rank].notna().to_numpy() if Columns.Rank in a.columns
+                                                 else np.zeros(len(a), dtype=bool))
+    ratings = CompetenceRatings()
+    before = ratings.replay(source, np.flatnonzero(ranked))
     mu, sd = ratings.skill(np.arange(graph.n_participants))
+    prior_var = ratings.config.prior_sd**2
+    slope = grade_slope(source, before, prior_var)
+    when = graph.cutoff if graph.cutoff is not None else graph.latest_date
+    if slope > 0 and when is not None:
+        grade = graph.grades_at(when)
+        known = np.isfinite(grade)
+        shift = np.where(known, grade - (np.nanmean(grade) if known.any() else 0.0), 0.0)
+        mu = mu + (sd**2 / prior_var) * slope * shift[:, None]
     return np.asarray(mu + optimism * sd, dtype=np.float64)
 
 
@@ -53,47 +149,147 @@ def teamwork_column(graph: AchievementsGraph) -> int | None:
     return comps.index("teamwork") if "teamwork" in comps else None
 
 
-def historical_teams(graph: AchievementsGraph, skills: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-    """Features of every past team with a known result and its result percentile among its event's teams."""
+@dataclass(frozen=True)
+class TeamHistory:
+    """Past teams whose event ranked two or more teams: features, result and context, one row per team."""
+
+    features: pd.DataFrame  # TEAM_FEATURES
+    score: np.ndarray  # normal score of the team's result among its event's teams
+    event: np.ndarray  # event position
+    team: np.ndarray  # team position (row of graph.teams)
+    mentor: np.ndarray  # mentor id or None
+
+
+def _former_teammate_shares(team_rows: pd.DataFrame, team_codes: np.ndarray) -> np.ndarray:
+    """Per team of `team_codes`: share of its member pairs that had been on a team together before its event."""
+    members = team_rows[["participant_idx", "team_idx"]].drop_duplicates()
+    size = members.groupby("team_idx").size().reindex(team_codes, fill_value=0).to_numpy(np.float64)
+    pairs = members.merge(members, on="team_idx")
+    pairs = pairs[pairs["participant_idx_x"] < pairs["participant_idx_y"]]
+    if not len(pairs):
+        return np.zeros(len(team_codes))
+    date = pairs["team_idx"].map(pd.to_datetime(team_rows.groupby("team_idx")[Columns.Date].min()))
+    first = date.groupby([pairs["participant_idx_x"], pairs["participant_idx_y"]]).transform("min")
+    former = (first < date).groupby(pairs["team_idx"]).sum().reindex(team_codes, fill_value=0).to_numpy(np.float64)
+    return former / np.maximum(size * (size - 1) / 2, 1)
+
+
+def team_history(graph: AchievementsGraph, skills: np.ndarray) -> TeamHistory:
+    """Every past team of an event that ranked two or more teams, with its features from `skills`, the
+    normal score of its result, and former teammates counted only from teams before its own."""
     pct = team_percentiles(graph)
-    a = graph.achievements[graph.achievements["team_idx"] >= 0][["participant_idx", "team_idx"]].drop_duplicates()
-    a = a[a["team_idx"].isin(pct["team_idx"])]
-    if not len(a):
-        return pd.DataFrame(columns=list(TEAM_FEATURES)), np.empty(0)
-    team_codes, team_of_row = np.unique(a["team_idx"].to_numpy(), return_inverse=True)
+    n_ranked = pct.groupby("event_idx")["team_idx"].transform("size")
+    pct = pct[n_ranked >= 2]
+    team_rows = graph.achievements[graph.achievements["team_idx"] >= 0]
+    members = team_rows[team_rows["team_idx"].isin(pct["team_idx"])][["participant_idx", "team_idx"]].drop_duplicates()
+    if not len(members):
+        empty = np.empty(0, dtype=np.int64)
+        return TeamHistory(pd.DataFrame(columns=list(TEAM_FEATURES), dtype=np.float64), np.empty(0), empty, empty,
+                           np.empty(0, dtype=object))
+    team_codes, team_of_row = np.unique(members["team_idx"].to_numpy(), return_inverse=True)
     pct = pct.set_index("team_idx").loc[team_codes]
-    ew = event_competences(graph)[pct["event_idx"].to_numpy(np.int64)]
-    mentor = (graph.teams[Columns.Mentor].notna().to_numpy()[team_codes] if Columns.Mentor in graph.teams.columns
-              else np.zeros(len(team_codes), dtype=bool))
-    p = a["participant_idx"].to_numpy(np.int64)
+    events = pct["event_idx"].to_numpy(np.int64)
+    mentor = (graph.teams[Columns.Mentor].astype("string").to_numpy(dtype=object, na_value=None)[team_codes]
+              if Columns.Mentor in graph.teams.columns else np.full(len(team_codes), None, dtype=object))
+    p = members["participant_idx"].to_numpy(np.int64)
     feats = team_feature_frame(
-        skills[p], team_of_row.ravel(), ew, teamwork_col=teamwork_column(graph), school=school_codes(graph)[p],
-        mentor=mentor,
+        skills[p], team_of_row.ravel(), event_competences(graph)[events], teamwork_col=teamwork_column(graph),
+        school=school_codes(graph)[p], mentor=np.array([m is not None for m in mentor], dtype=np.float64),
     )
-    return feats, pct["percentile"].to_numpy(np.float64)
+    feats["former_teammates"] = _former_teammate_shares(team_rows, team_codes)
+    return TeamHistory(feats, pct["normal_score"].to_numpy(np.float64), events, team_codes.astype(np.int64), mentor)
+
+
+def historical_teams(graph: AchievementsGraph, skills: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    """TEAM_FEATURES of every past team with a known result, plus its `event_idx` (the team-success model
+    compares teams within their event), and the normal score of its result among its event's teams."""
+    history = team_history(graph, skills)
+    return history.features.assign(event_idx=history.event), history.score
+
+
+class _WithinEventSquaredError:
+    """LightGBM objective: squared error of predictions measured from their event's mean.
+
+    Places within an event say how teams compare, not how strong the event was: the model learns a team
+    strength whose differences within an event match the differences of result normal scores, so the
+    strengths of teams that never met (the teams of one formation) can be added up.
+    """
+
+    def __init__(self, events: np.ndarray) -> None:
+        self.group = np.asarray(pd.factorize(np.asarray(events))[0], dtype=np.int64)
+        self.count = np.bincount(self.group).astype(np.float64)
+
+    def __call__(self, preds: np.ndarray, data: lgb.Dataset) -> tuple[np.ndarray, np.ndarray]:
+        residual = np.asarray(data.get_label(), dtype=np.float64) - preds
+        mean = np.bincount(self.group, weights=residual, minlength=len(self.count)) / self.count
+        n = self.count[self.group]
+        return -(residual - mean[self.group]), np.maximum(1.0 - 1.0 / n, 0.05)
 
 
 @dataclass
 class TeamSuccessModel:
-    """LightGBM regressor of a team's result percentile from team features (learned on history)."""
+    """LightGBM model of a team's strength from team features, learned on past teams' results.
+
+    `strength` is on the normal-score scale of results within an event (only differences mean anything);
+    `predict` turns it into the expected result percentile against the teams of a typical past event.
+    """
 
     config: TeamConfig = field(default_factory=TeamConfig)
 
-    def fit(self, features: pd.DataFrame, target: np.ndarray) -> Self:
+    def fit(self, features: pd.DataFrame, target: np.ndarray, events: np.ndarray | None = None) -> Self:
+        """Fit on past teams; `events` (or an `event_idx` column) makes the loss compare teams within events."""
         cfg = self.config
-        self.model_ = lgb.LGBMRegressor(
-            n_estimators=cfg.n_estimators, learning_rate=cfg.learning_rate, num_leaves=cfg.num_leaves,
-            min_child_samples=cfg.min_child_samples, random_state=cfg.seed, deterministic=True, verbose=-1,
-            n_jobs=1,
-        )
-        self.model_.fit(features[list(TEAM_FEATURES)], target)
+        if events is None and "event_idx" in features.columns:
+            events = features["event_idx"].to_numpy()
+        x = features[list(TEAM_FEATURES)].to_numpy(dtype=np.float64)
+        y = np.asarray(target, dtype=np.float64)
+        params: dict[str, object] = {
+            "objective": "regression" if events is None else _WithinEventSquaredError(np.asarray(events)),
+            "learning_rate": cfg.learning_rate, "num_leaves": cfg.num_leaves,
+            # A small history (a young dataset, a cross-fitting fold) must not leave LightGBM no feature to split.
+            "min_data_in_leaf": max(1, min(cfg.min_child_samples, len(y) // 4)), "seed": cfg.seed,
+            "deterministic": True, "verbose": -1, "num_threads": 1, "feature_pre_filter": False,
+        }
+        if cfg.monotone:
+            params["monotone_constraints"] = [int(f in INCREASING_FEATURES) for f in TEAM_FEATURES]
+        booster = lgb.train(params, lgb.Dataset(x, y, feature_name=list(TEAM_FEATURES)),
+                            num_boost_round=cfg.n_estimators)
+        # The objective (holding the events) is not part of the model.
+        booster.params.pop("objective", None)
+        self.booster_ = booster
+        fitted = booster.predict(x, num_threads=1)
+        self.center_ = float(np.mean(fitted)) if len(fitted) else 0.0
         return self
 
+    def strength(self, features: pd.DataFrame | np.ndarray) -> np.ndarray:
+        """Team strength (normal-score units; compare within one event). Arrays are in TEAM_FEATURES order."""
+        x = (features[list(TEAM_FEATURES)].to_numpy(dtype=np.float64) if isinstance(features, pd.DataFrame)
+             else np.asarray(features, dtype=np.float64))
+        # The booster on a plain array, one thread: a service predicts a few teams per request.
+        return np.asarray(self.booster_.predict(x, num_threads=1), dtype=np.float64) - self.center_
+
     def predict(self, features: pd.DataFrame) -> np.ndarray:
-        # The booster on a plain array, one thread: the same numbers as the sklearn wrapper, without its
-        # milliseconds of input checks (a service predicts a few teams per request).
-        x = features[list(TEAM_FEATURES)].to_numpy(dtype=np.float64)
-        return np.asarray(self.model_.booster_.predict(x, num_threads=1), dtype=np.float64)
+        """Expected result percentile (0-1) of each team against the teams of a typical past event."""
+        if not hasattr(self, "booster_") and hasattr(self, "model_"):
+            # A model pickled before strengths: an sklearn regressor of the percentile on its own features.
+            booster = self.model_.booster_
+            x = features[booster.feature_name()].to_numpy(dtype=np.float64)
+            return np.clip(np.asarray(booster.predict(x, num_threads=1), dtype=np.float64), 0.0, 1.0)
+        return np.asarray(ndtr(self.strength(features)), dtype=np.float64)
+
+
+# Fewer past teams with a result than this: no team-success model is fitted.
+MIN_TEAM_HISTORY = 20
+
+
+def fit_team_success(graph: AchievementsGraph, config: TeamConfig | None = None) -> TeamSuccessModel | None:
+    """The team-success model learned from the graph's past teams, members rated from individual results only
+    (a team's result must not leak into the skills that explain it); None with too little history."""
+    features, target = historical_teams(graph, participant_skills(graph, (config or TeamConfig()).optimism,
+                                                                   team_results=False))
+    if len(target) < MIN_TEAM_HISTORY:
+        return None
+    return TeamSuccessModel(config or TeamConfig()).fit(features, target)
 
 
 def team_sizes(n: int, team_min: int, team_max: int) -> np.ndarray:
@@ -110,7 +306,15 @@ def team_sizes(n: int, team_min: int, team_max: int) -> np.ndarray:
     return np.array([base + 1] * extra + [base] * (n_teams - extra), dtype=np.int64)
 
 
-def form_teams(
+def _units(n: int, groups: np.ndarray | None) -> np.ndarray:
+    """Unit number of each person: people who asked to be together share one (a blank group: alone)."""
+    if groups is None:
+        return np.arange(n, dtype=np.int64)
+    keys = [f"i:{i}" if g is None or pd.isna(g) or str(g) == "" else f"g:{g}" for i, g in enumerate(groups)]
+    return np.asarray(pd.factorize(pd.Index(keys))[0], dtype=np.int64)
+
+
+def seed_teams(
     skills: np.ndarray,
     need: np.ndarray,
     team_min: int,
@@ -119,22 +323,18 @@ def form_teams(
     groups: np.ndarray | None = None,
     teamwork_col: int | None = None,
 ) -> np.ndarray:
-    """Team number of each registrant: greedy complementary formation.
+    """Team number of each registrant: a balanced, complementary draft.
 
-    People (or groups who asked to be together, kept whole) are taken strongest first and each goes to
-    the open team whose competence coverage of the event's needs it raises most. This spreads
-    specialists so that every team covers what the event needs, which is what the team-success model
-    rewards beyond the (size-balanced, hence nearly fixed) mean member fit.
+    Groups who asked to be together are placed first, whole; then people go strongest first in rounds:
+    each round gives every team one more member (a snake draft, so that the strong are spread and every
+    team gets one), and within a round a person joins the team whose competence coverage of the event's
+    needs they raise most (ties: the team with the weakest members so far).
     """
     n = len(skills)
     sizes = team_sizes(n, team_min, team_max)
     if n == 0:
         return np.empty(0, dtype=np.int64)
-    if groups is None:
-        unit = np.arange(n)
-    else:
-        keys = [f"i:{i}" if g is None or pd.isna(g) or str(g) == "" else f"g:{g}" for i, g in enumerate(groups)]
-        unit = np.asarray(pd.factorize(pd.Index(keys))[0], dtype=np.int64)
+    unit = _units(n, groups)
     relevant = np.flatnonzero(need > 0)
     if teamwork_col is not None and teamwork_col not in relevant:
         relevant = np.append(relevant, teamwork_col)
@@ -146,12 +346,14 @@ def form_teams(
     unit_skill = np.full((n_units, len(relevant)), -np.inf)
     np.maximum.at(unit_skill, unit, s)
     unit_size = np.bincount(unit, minlength=n_units)
+    unit_fit = np.bincount(unit, weights=s @ weight, minlength=n_units)
     strength = (unit_skill * weight).sum(axis=1)
     order = np.lexsort((-strength, -unit_size))
     floor = float(s.min()) if s.size else 0.0
     best = np.full((len(sizes), len(relevant)), floor)
     room = sizes.astype(np.int64).copy()
     hard_room = np.full(len(sizes), team_max, dtype=np.int64)
+    total = np.zeros(len(sizes))
     team_of_unit = np.empty(n_units, dtype=np.int64)
     for u in order:
         fits = room >= unit_size[u]
@@ -159,14 +361,126 @@ def form_teams(
             fits = (hard_room - (sizes - room)) >= unit_size[u]
         if not fits.any():
             fits = np.ones(len(sizes), dtype=bool)
+        # This round's teams: those with the fewest members among those with room.
+        filled = sizes - room
+        fits &= filled == filled[fits].min()
         gain = (np.maximum(unit_skill[u][None, :] - best, 0.0) * weight).sum(axis=1)
-        # Ties (e.g. empty teams) go to the emptiest team so sizes stay balanced.
-        gain = np.where(fits, gain + 1e-9 * room, -np.inf)
+        gain = np.where(fits, gain - 1e-9 * total, -np.inf)
         t = int(np.argmax(gain))
         team_of_unit[u] = t
         best[t] = np.maximum(best[t], unit_skill[u])
         room[t] -= unit_size[u]
+        total[t] += unit_fit[u]
     return team_of_unit[unit]
+
+
+def improve_teams(
+    labels: np.ndarray,
+    skills: np.ndarray,
+    need: np.ndarray,
+    model: TeamSuccessModel,
+    *,
+    groups: np.ndarray | None = None,
+    teamwork_col: int | None = None,
+    school: np.ndarray | None = None,
+    ids: np.ndarray | None = None,
+    ties: np.ndarray | None = None,
+    config: TeamConfig | None = None,
+) -> np.ndarray:
+    """Improve a formation by swaps the team-success model predicts to pay: a local search.
+
+    Each round pairs every team with another at random and tries `search_candidates` swaps per pair
+    between members of the same strength rank in their teams (the strongest of one with the strongest of
+    the other, ...), so teams stay balanced; the pair keeps its best swap when the model predicts the two
+    teams together gain. Members of a requested group never move, so sizes and groups hold. A team is
+    scored at the pool's mean member fit: swaps cannot change the total strength of the pool, only how it
+    is combined (coverage, strongest and weakest member, diversity, teamwork, schoolmates, ties).
+    Stops after `search_rounds` rounds or `search_seconds`. `ids` (participant positions of the rows)
+    and `ties` (`tie_keys`) count former teammates.
+    """
+    cfg = config or model.config
+    labels = np.asarray(labels, dtype=np.int64)
+    n = len(labels)
+    if n == 0 or cfg.search_rounds == 0:
+        return labels
+    members = padded_members(labels)
+    n_t, width = members.shape
+    if n_t < 2:
+        return labels
+    fit = skills @ need
+    level = float(fit.mean())
+    unit = _units(n, groups)
+    locked = np.bincount(unit, minlength=int(unit.max()) + 1)[unit] > 1
+    mean_col = TEAM_FEATURES.index("mean_fit")
+
+    def score(teams: np.ndarray) -> np.ndarray:
+        x = padded_team_features(skills, teams, need, teamwork_col=teamwork_col, school=school, ids=ids,
+                                 tie_keys=ties)
+        x[:, mean_col] = level
+        return model.strength(x)
+
+    current = score(members)  # a team's score does not depend on the order of its members
+    rng = np.random.default_rng(cfg.seed)
+    deadline = time.perf_counter() + cfg.search_seconds
+    n_c = cfg.search_candidates
+    half = n_t // 2
+    for _ in range(cfg.search_rounds):
+        if time.perf_counter() > deadline:
+            break
+        # Strongest first within each team (equals in random order): equal slots hold people of similar strength.
+        key = np.where(members >= 0, -fit[np.maximum(members, 0)] + 1e-9 * rng.random(members.shape), np.inf)
+        members = np.take_along_axis(members, np.argsort(key, axis=1), axis=1)
+        perm = rng.permutation(n_t)
+        a, b = perm[:half], perm[half:2 * half]
+        slot = rng.integers(0, width, (half, n_c))
+        pa = np.take_along_axis(members[a], slot, axis=1)
+        pb = np.take_along_axis(members[b], slot, axis=1)
+        ok = (pa >= 0) & (pb >= 0)
+        ok &= ~locked[np.maximum(pa, 0)] & ~locked[np.maximum(pb, 0)]
+        new_a = np.repeat(members[a][:, None, :], n_c, axis=1)
+        new_b = np.repeat(members[b][:, None, :], n_c, axis=1)
+        pair, cand = np.arange(half)[:, None], np.arange(n_c)[None, :]
+        new_a[pair, cand, slot] = pb
+        new_b[pair, cand, slot] = pa
+        scored = score(np.concatenate([new_a.reshape(-1, width), new_b.reshape(-1, width)])).reshape(2, half, n_c)
+        gain = np.where(ok, scored[0] + scored[1] - current[a][:, None] - current[b][:, None], -np.inf)
+        pick = np.argmax(gain, axis=1)
+        take = np.flatnonzero(gain[np.arange(half), pick] > 1e-12)
+        c = pick[take]
+        members[a[take], slot[take, c]] = pb[take, c]
+        members[b[take], slot[take, c]] = pa[take, c]
+        current[a[take]] = scored[0, take, c]
+        current[b[take]] = scored[1, take, c]
+    out = np.empty(n, dtype=np.int64)
+    filled = members >= 0
+    out[members[filled]] = np.nonzero(filled)[0]
+    return out
+
+
+def form_teams(
+    skills: np.ndarray,
+    need: np.ndarray,
+    team_min: int,
+    team_max: int,
+    *,
+    groups: np.ndarray | None = None,
+    teamwork_col: int | None = None,
+    model: TeamSuccessModel | None = None,
+    school: np.ndarray | None = None,
+    ids: np.ndarray | None = None,
+    ties: np.ndarray | None = None,
+    config: TeamConfig | None = None,
+) -> np.ndarray:
+    """Team number of each registrant: the balanced complementary draft (`seed_teams`), then, with a
+    team-success model and `search_rounds` > 0, the swap search for higher predicted success (`improve_teams`).
+
+    Sizes stay within the limits (balanced: `team_sizes`) and requested groups stay whole.
+    """
+    labels = seed_teams(skills, need, team_min, team_max, groups=groups, teamwork_col=teamwork_col)
+    if model is None or (config or model.config).search_rounds == 0:
+        return labels
+    return improve_teams(labels, skills, need, model, groups=groups, teamwork_col=teamwork_col, school=school,
+                         ids=ids, ties=ties, config=config)
 
 
 def random_teams(n: int, team_min: int, team_max: int, seed: int = 0) -> np.ndarray:
@@ -216,9 +530,14 @@ def form_event_teams(
     skills: np.ndarray | None = None,
     model: TeamSuccessModel | None = None,
     config: TeamConfig | None = None,
+    ties: set[tuple[int, int]] | None = None,
 ) -> Formation:
-    """Split an event's registrants into teams within the event's size limits."""
-    cfg = config or TeamConfig()
+    """Split an event's registrants into teams within the event's size limits, keeping requested groups whole.
+
+    With a team-success `model` the formation is searched for the highest predicted success and each
+    team's predicted result percentile is returned; `ties` (former teammates) default to the graph's.
+    """
+    cfg = config or (model.config if model is not None else TeamConfig())
     if str(event_id) not in set(graph.event_index):
         raise KeyError(f"unknown event {event_id!r}")
     ids = registrants if registrants is not None else event_registrants(graph, event_id)
@@ -230,15 +549,18 @@ def form_event_teams(
     e = graph.event_index.get_loc(str(event_id))
     need = event_competences(graph)[e]
     tw = teamwork_column(graph)
+    school = school_codes(graph)[pos]
+    keys = tie_keys(former_teammate_pairs(graph) if ties is None else ties) if model is not None else None
     labels = form_teams(skill[pos], need, team_min, team_max,
-                        groups=None if groups is None else np.asarray(groups, dtype=object), teamwork_col=tw)
+                        groups=None if groups is None else np.asarray(groups, dtype=object), teamwork_col=tw,
+                        model=model, school=school, ids=pos, ties=keys, config=cfg)
     team_ids = np.array([f"{event_id}-T{t + 1:04d}" for t in range(int(labels.max()) + 1 if len(labels) else 0)])
     out = pd.DataFrame({Columns.Participant: list(ids), Columns.Team: team_ids[labels] if len(labels) else []})
     predicted = pd.Series(dtype=np.float64)
     if model is not None and len(labels):
-        feats = team_feature_frame(skill[pos], labels, np.repeat(need[None, :], len(team_ids), axis=0),
-                                   teamwork_col=tw, school=school_codes(graph)[pos])
-        predicted = pd.Series(model.predict(feats), index=team_ids)
+        feats = padded_team_features(skill[pos], padded_members(labels), need, teamwork_col=tw, school=school,
+                                     ids=pos, tie_keys=keys)
+        predicted = pd.Series(model.predict(pd.DataFrame(feats, columns=list(TEAM_FEATURES))), index=team_ids)
     return Formation(out, predicted)
 
 
@@ -269,6 +591,39 @@ class TeammateContext:
         )
 
 
+class TeammateConfig(BaseModel):
+    """Weights of the teammate ranking's signals, tuned on a synthetic world apart from the benchmark's
+    (`experiments/benchmarks/tune_teammates.py`, seed 8). Its generator teams pupils up by school, so
+    former ties and attendance earned no weight there; re-tune them on real joined teams."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    complement: float = Field(0.5, ge=0, description="x fit the pair adds over the participant alone")
+    same_school: float = Field(1.5, ge=0)
+    former_teammates: float = Field(0.0, ge=0)
+    reach: float = Field(0.3, ge=0, description="same region, or an online event")
+    attendance: float = Field(0.0, ge=0, description="x share of joined events finished")
+    level_gap: float = Field(0.5, ge=0, description="x distance in fit to the event (capped at 2)")
+
+
+TEAMMATE_SIGNALS = ("complement", "same_school", "former_teammates", "reach", "attendance", "level_gap")
+
+
+def teammate_signals(p: int, e: int, cand: np.ndarray, skills: np.ndarray, context: TeammateContext) -> np.ndarray:
+    """[candidates, TEAMMATE_SIGNALS] for participant position `p` at event position `e` (level_gap as a
+    penalty: minus the capped gap); the ranking score is this times the config's weights."""
+    need = context.need[e]
+    me = skills[p]
+    complement = (np.maximum(skills[cand], me[None, :]) - me[None, :]) @ need
+    level_gap = np.abs(skills[cand] @ need - me @ need)
+    same_school = (context.school[cand] == context.school[p]) & (context.school[p] >= 0)
+    former = np.array([(min(p, int(c)), max(p, int(c))) in context.ties for c in cand], dtype=bool)
+    same_region = (context.region[cand] == context.region[p]) & (context.region[p] >= 0)
+    reach = same_region | bool(context.online[e])
+    return np.column_stack([complement, same_school, former, reach, context.attendance[cand],
+                            -np.minimum(level_gap, 2.0)]).astype(np.float64).reshape(len(cand), len(TEAMMATE_SIGNALS))
+
+
 def rank_teammates(
     graph: AchievementsGraph,
     participant_id: str,
@@ -279,34 +634,31 @@ def rank_teammates(
     k: int = 10,
     ties: set[tuple[int, int]] | None = None,
     context: TeammateContext | None = None,
+    config: TeammateConfig | None = None,
 ) -> pd.DataFrame:
     """Ranked teammates for a participant at a team event, with reasons.
 
     Score: complementary competences for the event's needs (coverage the pair adds over the participant
     alone), similar level, the same school, former teammates, reach (same region unless the event is
-    online) and likely attendance (a history of finishing events). `context` (from the same graph)
-    spares the per-call passes over the whole graph.
+    online) and likely attendance (a history of finishing events), weighted by `config`. `context`
+    (from the same graph) spares the per-call passes over the whole graph.
     """
     p = int(graph.participant_positions([str(participant_id)])[0])
     if p < 0:
         raise KeyError(f"unknown participant {participant_id!r}")
     e = graph.event_index.get_loc(str(event_id))
     ctx = context if context is not None else TeammateContext.from_graph(graph, ties)
+    cfg = config or TeammateConfig()
     pool = candidates if candidates is not None else event_registrants(graph, event_id)
     cand = graph.participant_positions([c for c in pool if c != str(participant_id)])
     cand = cand[cand >= 0]
+    signals = teammate_signals(p, e, cand, skills, ctx)
+    score = signals @ np.array([getattr(cfg, name) for name in TEAMMATE_SIGNALS])
+    order = np.argsort(-score, kind="stable")[:k]
     need = ctx.need[e]
     me = skills[p]
-    complement = (np.maximum(skills[cand], me[None, :]) - me[None, :]) @ need
-    level_gap = np.abs(skills[cand] @ need - me @ need)
-    same_school = (ctx.school[cand] == ctx.school[p]) & (ctx.school[p] >= 0)
-    former = np.array([(min(p, int(c)), max(p, int(c))) in ctx.ties for c in cand], dtype=bool)
+    column = {name: i for i, name in enumerate(TEAMMATE_SIGNALS)}
     same_region = (ctx.region[cand] == ctx.region[p]) & (ctx.region[p] >= 0)
-    reach = same_region | bool(ctx.online[e])
-    attend = ctx.attendance[cand]
-    score = (complement + 1.5 * same_school + 1.0 * former + 0.3 * reach + 0.2 * attend
-             - 0.2 * np.minimum(level_gap, 2.0))
-    order = np.argsort(-score, kind="stable")[:k]
     comps = list(graph.competence_index)
     ids = graph.participant_index
     rows = []
@@ -315,15 +667,15 @@ def rank_teammates(
         gain = (np.maximum(skills[cand[i]], me) - me) * need
         if gain.max() > 0:
             reasons.append(f"stronger in {comps[int(np.argmax(gain))]}, which this event needs")
-        if level_gap[i] < 0.3:
+        if -signals[i, column["level_gap"]] < 0.3:
             reasons.append("a similar level to yours")
-        if same_school[i]:
+        if signals[i, column["same_school"]]:
             reasons.append("from your school")
-        if former[i]:
+        if signals[i, column["former_teammates"]]:
             reasons.append("you were teammates before")
         if same_region[i]:
             reasons.append("lives in your region")
-        if attend[i] >= 0.7:
+        if signals[i, column["attendance"]] >= 0.7:
             reasons.append("usually finishes the events they join")
         rows.append({Columns.Participant: str(ids[int(cand[i])]), "score": round(float(score[i]), 6),
                      Columns.Rank: rank, "reasons": reasons})

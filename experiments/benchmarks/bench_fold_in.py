@@ -6,7 +6,8 @@ Usage: python experiments/benchmarks/bench_fold_in.py [--participants 1000000] [
 Builds a synthetic graph of the given size (no world generation: random rows), fills the caches a serving
 worker has after its first requests, then folds in `--batches` batches of `--batch` new achievements dated
 today one after the other, as the per-request sync does. Prints JSON: graph size, build seconds, fold-in
-milliseconds per batch (p50, p95, max), whether `known_before(today)` still holds (so requests never cut the
+milliseconds per batch (p50, p95, max) beside one deep copy of the rows (the machine's memory-bandwidth
+yardstick), whether `known_before(today)` still holds (so requests never cut the
 graph), one participant's `recommend` latency with popularity before and after, and with `--rebuild` the
 seconds a rebuild from tables takes for comparison.
 """
@@ -97,11 +98,17 @@ def main() -> None:
         graph = graph.with_achievements(rows)
         fold_ms.append((time.perf_counter() - t) * 1000)
     after_ms = float(np.median([timed_recommend(graph) for _ in range(5)]))
+    copies = []
+    for _ in range(5):  # the memory-bandwidth yardstick on this machine now: one copy of the rows
+        t = time.perf_counter()
+        graph.achievements.copy(deep=True)
+        copies.append((time.perf_counter() - t) * 1000)
     out = {
         "participants": graph.n_participants, "events": graph.n_events, "achievements": len(graph.achievements),
         "build_seconds": round(build_seconds, 1),
         "fold_in_ms": {"batch": args.batch, "p50": round(float(np.percentile(fold_ms, 50)), 1),
                        "p95": round(float(np.percentile(fold_ms, 95)), 1), "max": round(max(fold_ms), 1)},
+        "rows_copy_ms": round(float(np.median(copies)), 1),
         "known_before_today_after_fold_in": graph.known_before(TODAY),
         "recommend_one_ms": {"before": round(before_ms, 1), "after_fold_ins": round(after_ms, 1)},
     }

@@ -1,11 +1,15 @@
-"""Benchmark: mentor assignment and team formation judged by a synthetic world's true effects.
+"""Benchmark: mentor assignment, team formation and rankings judged by a synthetic world's true effects.
 
-    .venv/bin/python experiments/benchmarks/bench_mentors_teams.py --world /tmp/w40 --participants 40000 --seed 7
+    nice -n 10 .venv/bin/python experiments/benchmarks/bench_mentors_teams.py --world /tmp/w40 --seed 7
 
 Prints JSON: assignment true benefit vs the true-effect optimum and a random feasible assignment,
-capacity and rural checks, timing for up to 5,000 teams x 2,000 mentors; team formation mean true
-success vs random and greedy strongest-first for 5,000 registrants; mentor and teammate ranking
-NDCG@10 side by side with popularity and the oracle.
+capacity and rural checks, timing for up to 5,000 teams x 2,000 mentors, and how well the learned
+mentor effects follow the true ones; team formation mean true success vs random and greedy
+strongest-first for 5,000 registrants (the formation as shipped, the same with the swap search driven by
+the learned team-success model, and the draft on true skills as the ceiling); mentor and teammate ranking
+NDCG@10 side by side with popularity and the oracle. Nothing here is tuned on the benchmark world:
+the teammate weights come from `tune_teammates.py` on another seed (8), the team and mentor model
+settings were chosen on that world too. Seconds are wall clock and CPU (the machine may be shared).
 """
 
 from __future__ import annotations
@@ -14,13 +18,22 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
 
 from features.mentor_features import event_competences, mentor_load, reach_matrix, team_table
-from features.team_features import former_teammate_pairs, team_feature_frame
+from features.team_features import (
+    TEAM_FEATURES,
+    former_teammate_pairs,
+    padded_members,
+    padded_team_features,
+    school_codes,
+    tie_keys,
+)
 from recommender.columns import Columns
 from recommender.graph import AchievementsGraph
 from recommender.synth.config import SynthConfig
@@ -28,15 +41,27 @@ from recommender.synth.generate import generate_world
 from recommender.synth.truth import Truth, load_truth
 from training.mentors import MentorModel, assignment_groups, rank_mentors, solve_assignment
 from training.teams import (
+    TeamConfig,
+    TeammateContext,
     TeamSuccessModel,
     form_teams,
     historical_teams,
     participant_skills,
     random_teams,
     rank_teammates,
+    seed_teams,
     strongest_first_teams,
     teamwork_column,
 )
+
+T = TypeVar("T")
+
+
+def _timed(run: Callable[[], T]) -> tuple[T, float, float]:
+    """(result, wall seconds, CPU seconds of this process)."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = run()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
 
 
 def _cut_date(graph: AchievementsGraph, share: float) -> pd.Timestamp:
@@ -69,24 +94,33 @@ def _total(benefit: np.ndarray, choice: np.ndarray) -> float:
     return float(benefit[np.flatnonzero(served), choice[served]].sum())
 
 
+def _effect_vs_truth(model: MentorModel, truth: Truth) -> dict[str, object]:
+    """Correlation of the learned mentor effects with the true mentor quality (the generator's latent)."""
+    quality = pd.Series(truth.mentor_quality, index=truth.mentor_ids).loc[model.mentors_[Columns.Mentor]].to_numpy()
+    known = model.record_["mentored_teams"].to_numpy() > 0
+    return {"corr_all_mentors": round(float(np.corrcoef(model.effect_, quality)[0, 1]), 4),
+            "corr_mentors_with_record": round(float(np.corrcoef(model.effect_[known], quality[known])[0, 1]), 4),
+            "mentors_with_record": int(known.sum())}
+
+
 def bench_assignment(graph: AchievementsGraph, truth: Truth, as_of: pd.Timestamp, n_teams: int) -> dict[str, object]:
     teams = team_table(graph)
     future = teams[(teams["start_date"] >= as_of) & (teams["event_idx"] >= 0)].head(n_teams).reset_index(drop=True)
-    t0 = time.perf_counter()
-    model = MentorModel().fit(graph.as_of(as_of))
-    fit_s = time.perf_counter() - t0
+    model, fit_s, fit_cpu = _timed(lambda: MentorModel().fit(graph.as_of(as_of)))
     mentors = model.mentors_
     # Every future team is treated as still looking for a mentor; capacities are the mentors' full ones
     # minus teams mentored at events still running on the cut date.
     past = teams[teams["start_date"] < as_of]
     capacity = mentors["capacity"].to_numpy() - mentor_load(past, mentors, as_of)
     rural = future["rural"].to_numpy(bool)
-    t0 = time.perf_counter()
-    benefit = model.expected_benefit(future["event_idx"].to_numpy())
-    reach = reach_matrix(future["region_code"].to_numpy(), mentors)
+
+    def assign() -> tuple[np.ndarray, np.ndarray]:
+        benefit = model.expected_benefit(future["event_idx"].to_numpy())
+        reach = reach_matrix(future["region_code"].to_numpy(), mentors)
+        return solve_assignment(benefit, reach, capacity, rural, groups=assignment_groups(future)), reach
+
+    (choice, reach), solve_s, solve_cpu = _timed(assign)
     groups = assignment_groups(future)
-    choice = solve_assignment(benefit, reach, capacity, rural, groups=groups)
-    solve_s = time.perf_counter() - t0
     true = _true_benefit_matrix(truth, future[Columns.Event].to_numpy(), mentors[Columns.Mentor].to_numpy())
     # The optimum with the true effects: no rural priority, a much wider candidate set.
     optimum = solve_assignment(true, reach, capacity, np.zeros(len(future), bool), groups=groups,
@@ -105,57 +139,127 @@ def bench_assignment(graph: AchievementsGraph, truth: Truth, as_of: pd.Timestamp
         "capacity_exceeded": int((used > np.maximum(capacity, 0)).sum()),
         "true_benefit": round(ours, 3), "true_optimum": round(opt, 3), "random_mean": round(float(np.mean(rand)), 3),
         "ratio_to_optimum": round(ours / opt, 4), "ratio_to_random": round(ours / float(np.mean(rand)), 4),
-        "fit_seconds": round(fit_s, 2), "assign_seconds": round(solve_s, 2),
+        "mentor_effect_vs_truth": _effect_vs_truth(model, truth),
+        "fit_seconds": round(fit_s, 2), "fit_cpu_seconds": round(fit_cpu, 2),
+        "assign_seconds": round(solve_s, 2), "assign_cpu_seconds": round(solve_cpu, 2),
     }
 
 
-def bench_formation(graph: AchievementsGraph, truth: Truth, as_of: pd.Timestamp, n_reg: int, seed: int
-                    ) -> dict[str, object]:
+def _true_skill_matrix(graph: AchievementsGraph, truth: Truth, as_of: pd.Timestamp) -> np.ndarray:
+    """True skills on `as_of` in the graph's participant and competence order (0 for group competences)."""
+    skill = truth.skills_at(as_of.date()).astype(np.float64)
+    rows = pd.Index(truth.participant_ids).get_indexer(graph.participants[Columns.Participant].astype(str))
+    comps = list(graph.competence_index)
+    cols = [truth.competences.index(c) if c in truth.competences else -1 for c in comps]
+    out = np.zeros((graph.n_participants, len(comps)))
+    have = [i for i, c in enumerate(cols) if c >= 0]
+    out[:, have] = skill[rows][:, [cols[i] for i in have]]
+    return out
+
+
+def bench_formation(graph: AchievementsGraph, truth: Truth, as_of: pd.Timestamp, n_reg: int, n_events: int,
+                    seed: int) -> dict[str, object]:
     past = graph.as_of(as_of)
-    t0 = time.perf_counter()
-    skills = participant_skills(past)
-    skill_s = time.perf_counter() - t0
+    skills, skill_s, _ = _timed(lambda: participant_skills(past))
+    # The team-success model learns from past teams, their members rated from individual results only.
+    history_skills = participant_skills(past, team_results=False)
+    features, target = historical_teams(past, history_skills)
+    model, model_s, _ = _timed(lambda: TeamSuccessModel().fit(features, target))
+    true_skills = _true_skill_matrix(graph, truth, as_of)
     ev = graph.events
     team_events = ev[ev["team_max"].notna() & (pd.to_datetime(ev[Columns.StartDate]) >= as_of)]
     need_all = event_competences(graph)
     rng = np.random.default_rng(seed)
     tw = teamwork_column(graph)
-    feats, target = historical_teams(past, skills)
-    model = TeamSuccessModel().fit(feats, target)
+    school = school_codes(graph)
+    ties = tie_keys(former_teammate_pairs(past))
+    ids_all = graph.participants[Columns.Participant].astype(str).to_numpy()
     out: dict[str, object] = {"registrants": n_reg, "skill_fit_seconds": round(skill_s, 2),
-                              "history_teams": len(target)}
+                              "history_teams": len(target), "model_fit_seconds": round(model_s, 2)}
     events_out: list[dict[str, object]] = []
-    means: dict[str, list[float]] = {"formed": [], "random": [], "strongest_first": []}
-    for _, row in team_events.head(3).iterrows():
-        e = graph.event_index.get_loc(row[Columns.Event])
-        need = need_all[e]
+    methods = ("formed", "formed_with_search", "random", "strongest_first", "draft_on_true_skills")
+    searching = TeamConfig(search_rounds=200, search_seconds=2.0)
+    gains: dict[str, list[float]] = {m: [] for m in methods}
+    for _, row in team_events.head(n_events).iterrows():
+        event = str(row[Columns.Event])
+        need = need_all[graph.event_index.get_loc(event)]
         lo, hi = int(row["team_min"]), int(row["team_max"])
         pos = np.sort(rng.choice(graph.n_participants, size=min(n_reg, graph.n_participants), replace=False))
-        ids = graph.participants[Columns.Participant].astype(str).to_numpy()[pos]
-        t0 = time.perf_counter()
-        formed = form_teams(skills[pos], need, lo, hi, teamwork_col=tw)
-        form_s = time.perf_counter() - t0
-        labels = {"formed": formed, "random": random_teams(len(pos), lo, hi, seed),
-                  "strongest_first": strongest_first_teams(skills[pos], need, lo, hi)}
-        result: dict[str, object] = {"event_id": row[Columns.Event], "team_min": lo, "team_max": hi,
-                                     "form_seconds": round(form_s, 3)}
-        for name, lab in labels.items():
+        ids = ids_all[pos]
+        formed, form_s, form_cpu = _timed(lambda: form_teams(skills[pos], need, lo, hi, teamwork_col=tw))  # noqa: B023
+        searched, search_s, search_cpu = _timed(lambda: form_teams(
+            skills[pos], need, lo, hi, teamwork_col=tw, model=model, school=school[pos], ids=pos, ties=ties,  # noqa: B023
+            config=searching))
+        labels = {
+            "formed": formed,
+            "formed_with_search": searched,
+            "strongest_first": strongest_first_teams(skills[pos], need, lo, hi),
+            "draft_on_true_skills": seed_teams(true_skills[pos], need, lo, hi, teamwork_col=tw),
+        }
+
+        def success(lab: np.ndarray, event: str = event, ids: np.ndarray = ids, lo: int = lo, hi: int = hi) -> float:
             teams = [list(ids[lab == t]) for t in range(int(lab.max()) + 1)]
             sizes = np.array([len(t) for t in teams])
-            assert sizes.min() >= min(lo, len(pos)) and sizes.max() <= hi, name
-            success = truth.team_success(teams, row[Columns.Event], as_of.date())
-            f = team_feature_frame(skills[pos], lab, np.repeat(need[None, :], len(teams), axis=0), teamwork_col=tw)
-            result[name] = {"mean_true_success": round(float(success.mean()), 4),
-                            "mean_predicted_percentile": round(float(model.predict(f).mean()), 4)}
-            means[name].append(float(success.mean()))
+            assert sizes.min() >= min(lo, len(ids)) and sizes.max() <= hi
+            return float(truth.team_success(teams, event, as_of.date()).mean())
+
+        def predicted(lab: np.ndarray, pos: np.ndarray = pos, need: np.ndarray = need) -> float:
+            x = padded_team_features(skills[pos], padded_members(lab), need, teamwork_col=tw, school=school[pos],
+                                     ids=pos, tie_keys=ties)
+            return float(model.predict(pd.DataFrame(x, columns=list(TEAM_FEATURES))).mean())
+
+        random_runs = [success(random_teams(len(pos), lo, hi, s)) for s in range(5)]
+        base = float(np.mean(random_runs))
+        result: dict[str, object] = {
+            "event_id": event, "team_min": lo, "team_max": hi, "teams": int(formed.max()) + 1,
+            "form_seconds": round(form_s, 2), "form_cpu_seconds": round(form_cpu, 2),
+            "with_search_seconds": round(search_s, 2), "with_search_cpu_seconds": round(search_cpu, 2),
+            "random": {"mean_true_success": round(base, 4), "sd_over_5_seeds": round(float(np.std(random_runs)), 4),
+                       "mean_predicted_percentile": round(predicted(random_teams(len(pos), lo, hi, 0)), 4)},
+        }
+        gains["random"].append(0.0)
+        for name, lab in labels.items():
+            value = success(lab)
+            gains[name].append(value - base)
+            result[name] = {"mean_true_success": round(value, 4), "over_random": round(value - base, 4),
+                            "mean_predicted_percentile": round(predicted(lab), 4)}
         events_out.append(result)
+        print(json.dumps({"formation_event": result}), file=sys.stderr, flush=True)
     out["events"] = events_out
-    out["mean_true_success"] = {k: round(float(np.mean(v)), 4) for k, v in means.items()}
+    out["mean_true_success_over_random"] = {k: round(float(np.mean(v)), 4) for k, v in gains.items()}
+    out["formed_over_strongest_first"] = round(float(np.mean(gains["formed"]) - np.mean(gains["strongest_first"])), 4)
     return out
 
 
 def _ndcg_single(rank: int | None) -> float:
     return 0.0 if rank is None or rank > 10 else 1.0 / np.log2(rank + 1)
+
+
+def teammate_queries(graph: AchievementsGraph, as_of: pd.Timestamp, n: int, seed: int
+                     ) -> list[tuple[int, int, np.ndarray, set[int]]]:
+    """(participant position, event position, candidate positions, positions of the teammates actually joined)
+    for up to `n` team memberships after `as_of`; candidates are everyone at the event, in random order (no
+    order of the source files may leak into ties)."""
+    a = graph.achievements
+    fut = a[(a[Columns.Date] >= as_of) & (a["team_idx"] >= 0)]
+    rng = np.random.default_rng(seed)
+    sample = fut.iloc[rng.permutation(len(fut))[:n]]
+    by_event = {e: rows for e, rows in a[a["event_idx"].isin(sample["event_idx"])].groupby("event_idx")}
+    out = []
+    for _, row in sample.iterrows():
+        p, e = int(row["participant_idx"]), int(row["event_idx"])
+        at_event = by_event[e]
+        mates = set(at_event.loc[at_event["team_idx"] == row["team_idx"], "participant_idx"].astype(int)) - {p}
+        if not mates:
+            continue
+        pool = np.array(sorted(set(at_event["participant_idx"].astype(int)) - {p}), dtype=np.int64)
+        out.append((p, e, rng.permutation(pool), mates))
+    return out
+
+
+def ndcg_at_10(top: list[int] | np.ndarray, mates: set[int]) -> float:
+    ideal = sum(1.0 / np.log2(i + 2) for i in range(min(len(mates), 10)))
+    return sum(1.0 / np.log2(i + 2) for i, x in enumerate(list(top)[:10]) if int(x) in mates) / ideal
 
 
 def bench_rankings(graph: AchievementsGraph, truth: Truth, as_of: pd.Timestamp, n: int, seed: int
@@ -182,49 +286,38 @@ def bench_rankings(graph: AchievementsGraph, truth: Truth, as_of: pd.Timestamp, 
     mentors_out = {k: round(float(np.mean(v)), 4) for k, v in scores.items()} | {"queries": len(chosen)}
 
     skills = participant_skills(past)
-    ties = former_teammate_pairs(past)
-    a = graph.achievements
-    fut = a[(a[Columns.Date] >= as_of) & (a["team_idx"] >= 0)]
-    rng = np.random.default_rng(seed)
-    sample = fut.iloc[rng.permutation(len(fut))[:n]]
+    context = TeammateContext.from_graph(past)
     activity = np.bincount(past.achievements["participant_idx"], minlength=graph.n_participants).astype(float)
-    school = truth.school
-    t_scores: dict[str, list[float]] = {"model": [], "popularity": [], "oracle": []}
+    school = truth.school[pd.Index(truth.participant_ids).get_indexer(graph.participants[Columns.Participant])]
     ids = graph.participants[Columns.Participant].astype(str).to_numpy()
-    for _, row in sample.iterrows():
-        at_event = a[a[Columns.Event] == row[Columns.Event]]
-        pool = list(dict.fromkeys(at_event[Columns.Participant].astype(str)))
-        mates = set(at_event.loc[at_event["team_idx"] == row["team_idx"], Columns.Participant].astype(str))
-        mates.discard(str(row[Columns.Participant]))
-        if not mates:
-            continue
-        ranked = rank_teammates(past, row[Columns.Participant], row[Columns.Event], skills, candidates=pool, k=10,
-                                ties=ties)
-        p = int(row["participant_idx"])
-        cand = graph.participant_positions([c for c in pool if c != row[Columns.Participant]])
+    t_scores: dict[str, list[float]] = {"model": [], "popularity": [], "oracle": []}
+    for p, e, cand, mates in teammate_queries(graph, as_of, n, seed):
+        ranked = rank_teammates(past, ids[p], str(graph.event_index[e]), skills, candidates=list(ids[cand]), k=10,
+                                context=context)
         lists = {
-            "model": list(ranked[Columns.Participant]),
-            "popularity": list(ids[cand[np.argsort(-activity[cand], kind="stable")[:10]]]),
-            "oracle": list(ids[cand[np.argsort(-(school[cand] == school[p]).astype(float), kind="stable")[:10]]]),
+            "model": graph.participant_positions(ranked[Columns.Participant].tolist()),
+            "popularity": cand[np.argsort(-activity[cand], kind="stable")[:10]],
+            "oracle": cand[np.argsort(-(school[cand] == school[p]).astype(float), kind="stable")[:10]],
         }
-        ideal = sum(1.0 / np.log2(i + 2) for i in range(min(len(mates), 10)))
         for name, top in lists.items():
-            dcg = sum(1.0 / np.log2(i + 2) for i, x in enumerate(top[:10]) if x in mates)
-            t_scores[name].append(dcg / ideal)
+            t_scores[name].append(ndcg_at_10(top, mates))
     teammates_out = {k: round(float(np.mean(v)), 4) for k, v in t_scores.items()} | {
-        "queries": len(t_scores["model"]), "oracle_note": "true school grouping the generator forms teams by"}
+        "queries": len(t_scores["model"]), "oracle_note": "true school grouping the generator forms teams by",
+        "weights_tuned_on": "another world (tune_teammates.py, seed 8)"}
     return {"mentor_ndcg@10": mentors_out, "teammate_ndcg@10": teammates_out}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--world", type=Path, default=Path("data/worlds/bench_mentors_teams"))
     parser.add_argument("--participants", type=int, default=40000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--teams", type=int, default=5000)
     parser.add_argument("--registrants", type=int, default=5000)
+    parser.add_argument("--formation-events", type=int, default=5)
     parser.add_argument("--ranking-queries", type=int, default=300)
     parser.add_argument("--cut-share", type=float, default=0.6)
+    parser.add_argument("--only", choices=("assignment", "formation", "rankings"), default=None)
     args = parser.parse_args()
     if not (args.world / "aif").is_dir():
         generate_world(SynthConfig(participants=args.participants, seed=args.seed), args.world)
@@ -245,11 +338,14 @@ def main() -> None:
         "world": {"participants": graph.n_participants, "mentors": len(graph.mentors), "teams": len(graph.teams),
                   "seed": args.seed, "as_of": as_of.date().isoformat()},
     }
-    for name, run in (
-        ("assignment", lambda: bench_assignment(graph, truth, as_of, args.teams)),
-        ("formation", lambda: bench_formation(graph, truth, as_of, args.registrants, args.seed)),
-        ("rankings", lambda: bench_rankings(graph, truth, as_of, args.ranking_queries, args.seed)),
-    ):
+    runs: dict[str, Callable[[], dict[str, object]]] = {
+        "assignment": lambda: bench_assignment(graph, truth, as_of, args.teams),
+        "formation": lambda: bench_formation(graph, truth, as_of, args.registrants, args.formation_events, args.seed),
+        "rankings": lambda: bench_rankings(graph, truth, as_of, args.ranking_queries, args.seed),
+    }
+    for name, run in runs.items():
+        if args.only is not None and name != args.only:
+            continue
         t0 = time.perf_counter()
         report[name] = run()
         print(f"{name}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)

@@ -13,6 +13,7 @@ import argparse
 import json
 import time
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -22,7 +23,8 @@ from features.competence.evaluation import pair_inversion
 from recommender.columns import Columns
 from recommender.graph import AchievementsGraph
 
-PEERS = ("mmr-fast", "mmr", "cfsys", "glicko")
+PeerSystem = Literal["mmr-fast", "mmr", "cfsys", "glicko"]
+PEERS: tuple[PeerSystem, ...] = ("mmr-fast", "mmr", "cfsys", "glicko")
 PEER_NAMES = {"mmr-fast": "Elo-MMR (fast)", "mmr": "Elo-MMR", "cfsys": "Codeforces system", "glicko": "Glicko"}
 
 
@@ -37,7 +39,8 @@ def contest_frame(graph: AchievementsGraph) -> pd.DataFrame:
     })
 
 
-def peer_ratings(frame: pd.DataFrame, systems: tuple[str, ...]) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+def peer_ratings(frame: pd.DataFrame, systems: tuple[PeerSystem, ...]
+                 ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
     """Pre-contest ratings of every row by each elo-mmr-py system (default settings), and their times."""
     from elo_mmr_py import Contest, rate
 
@@ -57,7 +60,8 @@ def peer_ratings(frame: pd.DataFrame, systems: tuple[str, ...]) -> tuple[dict[st
     position = {e: i for i, e in enumerate(first_day.index)}
     contest_pos = frame[Columns.Event].map(position).to_numpy(np.int64)
     key = pd.MultiIndex.from_arrays([frame[Columns.Participant], contest_pos])
-    ratings, times = {}, {"build contests": build}
+    ratings: dict[str, np.ndarray] = {}
+    times = {"build contests": build}
     for system in systems:
         t0 = time.perf_counter()
         players = rate(contests, system=system)
@@ -105,7 +109,10 @@ def main() -> None:
     t0 = time.perf_counter()
     replay = CompetenceRatings(RatingConfig(**json.loads(args.config))).replay(graph)
     ours_s = time.perf_counter() - t0
-    systems = tuple(s for s in args.peers.split(",") if s)
+    unknown = [s for s in args.peers.split(",") if s and s not in PEERS]
+    if unknown:
+        parser.error(f"unknown peers: {', '.join(unknown)} (choose from {', '.join(PEERS)})")
+    systems = tuple(s for s in PEERS if s in args.peers.split(","))
     ratings, times = peer_ratings(frame, systems)
     ratings = {"product (competence rating)": replay["skill"].to_numpy(), **{PEER_NAMES[s]: r for s, r in
                                                                             ratings.items()}}

@@ -63,31 +63,41 @@ class Shot:
     measured: bool  # False during warm-up
 
 
-async def _fire(client: Any, path: str, due: float, t0: float, measured: bool, loop: asyncio.AbstractEventLoop
-                ) -> Shot:
+MAX_IN_FLIGHT = 256  # connections; an arrival beyond them waits for one, and the wait counts as latency
+
+
+async def _fire(client: Any, slots: asyncio.Semaphore, path: str, due: float, t0: float, measured: bool,
+                timeout: float) -> Shot:
     import httpx
 
-    sent = loop.time() - t0
-    try:
-        r = await client.get(path)
-        status = r.status_code
-        model = r.json().get("model", "") if status == 200 else f"http_{status}"
-    except httpx.HTTPError as exc:
-        status, model = 0, type(exc).__name__
-    return Shot(due, sent, loop.time() - t0, status, str(model), measured)
+    loop = asyncio.get_running_loop()
+    async with slots:
+        sent = loop.time() - t0
+        if sent - due > timeout:  # waited its whole time for a connection: the server is saturated
+            return Shot(due, sent, sent, 0, "Unanswered", measured)
+        try:
+            r = await client.get(path)
+            status = r.status_code
+            model = r.json().get("model", "") if status == 200 else f"http_{status}"
+        except httpx.HTTPError as exc:
+            status, model = 0, type(exc).__name__
+        return Shot(due, sent, loop.time() - t0, status, str(model), measured)
 
 
 async def _generate(url: str, key: str, ids: list[str], rate: float, duration: float, warmup: float, k: int,
-                    seed: int) -> list[Shot]:
+                    seed: int, timeout: float) -> list[Shot]:
     import httpx
 
     rng = random.Random(seed)
     loop = asyncio.get_running_loop()
-    limits = httpx.Limits(max_connections=1024, max_keepalive_connections=1024)
+    # As many connections as slots: no request ever queues inside httpx's pool, whose cost grows with its queue.
+    slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+    limits = httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT)
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {key}"}, limits=limits,
-                                 timeout=httpx.Timeout(10.0)) as client:
+                                 timeout=httpx.Timeout(timeout)) as client:
         t0 = loop.time()
-        tasks = []
+        tasks: list[asyncio.Task[Shot]] = []
+        dues: list[float] = []
         total = int((warmup + duration) * rate)
         for i in range(total):
             due = i / rate
@@ -95,15 +105,23 @@ async def _generate(url: str, key: str, ids: list[str], rate: float, duration: f
             if delay > 0:
                 await asyncio.sleep(delay)
             path = f"/v1/participants/{rng.choice(ids)}/next-steps?k={k}"
-            tasks.append(asyncio.create_task(_fire(client, path, due, t0, due >= warmup, loop)))
-        return list(await asyncio.gather(*tasks))
+            tasks.append(asyncio.create_task(_fire(client, slots, path, due, t0, due >= warmup, timeout)))
+            dues.append(due)
+        # A saturated server must not keep the run going: what has no answer `timeout` s after the last
+        # arrival is counted as unanswered.
+        _, pending = await asyncio.wait(tasks, timeout=max(0.0, t0 + dues[-1] + timeout - loop.time()))
+        for task in pending:
+            task.cancel()
+        end = loop.time() - t0
+        return [Shot(due, due, end, 0, "Unanswered", due >= warmup) if task in pending else task.result()
+                for task, due in zip(tasks, dues, strict=True)]
 
 
 def generator_main(args: argparse.Namespace) -> None:
     """The generator process: shots as JSON lines on stdout (read by the driver)."""
     ids = Path(args.ids_file).read_text(encoding="utf-8").split()
     shots = asyncio.run(_generate(args.url, os.environ["BENCH_API_KEY"], ids, args.rate, args.duration,
-                                  args.warmup, args.k, args.seed))
+                                  args.warmup, args.k, args.seed, args.timeout))
     for shot in shots:
         sys.stdout.write(json.dumps(asdict(shot)) + "\n")
 
@@ -158,6 +176,18 @@ def _wait_healthy(url: str, server: subprocess.Popen[bytes], timeout: float) -> 
             pass
         time.sleep(0.5)
     raise SystemExit(f"the server did not answer /v1/health within {timeout:.0f} s")
+
+
+def _warm(url: str, key: str, ids: list[str], n: int) -> float:
+    """Sequential requests before the load: each worker's first answers pay one-off costs (lazy arrays, caches)
+    that an open-loop flood would turn into a queue it never drains. Returns their mean latency in ms."""
+    import httpx
+
+    started = time.monotonic()
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60.0) as client:
+        for pid in ids[:n]:
+            client.get(f"/v1/participants/{pid}/next-steps?k=10").raise_for_status()
+    return round((time.monotonic() - started) * 1000 / max(n, 1), 1)
 
 
 def _stop(server: subprocess.Popen[bytes]) -> None:
@@ -288,7 +318,12 @@ def summarize(shots: list[Shot], rate: float, duration: float, phases: dict[str,
     return report
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(f"stopped by signal {signum}")  # so the server and the generator are stopped too
+
+
 def driver_main(args: argparse.Namespace) -> None:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     env = dict(os.environ)
     work = Path(tempfile.mkdtemp(prefix="bench-serving-"))
     store_url = args.store
@@ -314,11 +349,13 @@ def driver_main(args: argparse.Namespace) -> None:
         server = subprocess.Popen([*CLI, "serve", "--workers", str(args.workers), "--port", str(port)],
                                   env=server_env, stdout=log, stderr=subprocess.STDOUT)
     promoter: Promoter | None = None
+    generator: subprocess.Popen[str] | None = None
     try:
         started = time.monotonic()
         health = _wait_healthy(url, server, args.start_timeout)
         startup_s = round(time.monotonic() - started, 1)
         time.sleep(1.0)  # the second worker may answer health a little after the first
+        warm_ms = _warm(url, key, ids, args.warm_requests)
         phases: dict[str, tuple[float, float]] = {}
         if args.promote_during:
             versions = _two_versions(store_url, args.register_alternative)
@@ -337,12 +374,13 @@ def driver_main(args: argparse.Namespace) -> None:
         generator = subprocess.Popen(
             [sys.executable, __file__, "--generate", "--url", url, "--ids-file", str(work / "ids.txt"),
              "--rate", str(args.rate), "--duration", str(args.duration), "--warmup", str(args.warmup),
-             "-k", str(args.k), "--seed", str(args.seed)],
+             "-k", str(args.k), "--seed", str(args.seed), "--timeout", str(args.timeout)],
             env={**env, "BENCH_API_KEY": key}, stdout=subprocess.PIPE, text=True)
         if promoter is not None:
             promoter.t0 = time.monotonic()
             promoter.start()
         for timer in db_timer:
+            timer.daemon = True
             timer.start()
         out, _ = generator.communicate()
         if generator.returncode != 0:
@@ -353,7 +391,8 @@ def driver_main(args: argparse.Namespace) -> None:
         report = summarize(shots, args.rate, args.duration, phases)
         report["world"] = {"store": _masked(store_url), "as_of": as_of, "participants": health.get("participants"),
                            "events": health.get("events"), "participants_sampled": len(ids)}
-        report["server"] = {"workers": args.workers, "startup_s": startup_s, "status": health.get("status"),
+        report["server"] = {"workers": args.workers, "startup_s": startup_s, "warm_sequential_ms": warm_ms,
+                            "status": health.get("status"),
                             "reasons": health.get("reasons"), "log": str(log_path)}
         if promoter is not None:
             promoter.stop()
@@ -361,6 +400,9 @@ def driver_main(args: argparse.Namespace) -> None:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         print(report["verdict"], file=sys.stderr)
     finally:
+        if generator is not None and generator.poll() is None:
+            generator.kill()
+            generator.wait()
         if promoter is not None:
             promoter.stop()
         _stop(server)
@@ -382,9 +424,11 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=20.0, help="measured seconds")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of load before measuring")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--warm-requests", type=int, default=100, help="sequential requests before the load")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("-k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds a request may take before it fails")
     parser.add_argument("--start-timeout", type=float, default=600.0, help="seconds to wait for the server")
     parser.add_argument("--promote-during", action="store_true", help="move the champion alias during the run")
     parser.add_argument("--promote-every", type=float, default=5.0, help="seconds between alias moves")

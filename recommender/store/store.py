@@ -72,7 +72,9 @@ def create_store_engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    # An unreachable server must fail a request in seconds (a clear 503), not hang it on TCP retries.
+    connect_args = {"connect_timeout": 5} if "connect_timeout" not in url else {}
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 def _exported_date(manifest: Mapping[str, Any]) -> pd.Timestamp | None:

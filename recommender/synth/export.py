@@ -77,6 +77,21 @@ def weighted_text(comp_idx: np.ndarray, comp_w: np.ndarray) -> np.ndarray:
     return text[inverse.ravel()]
 
 
+def declared_text(comp_idx: np.ndarray, comp_w: np.ndarray) -> np.ndarray:
+    """`id:w;id:w` of each row's declared interests (None where none), formatted once per distinct row.
+
+    Weights are 0.5 or 1, so a row packs into one integer and a million rows take a 1-d unique.
+    """
+    base = len(competence_ids()) + 1
+    key = np.zeros(len(comp_idx), dtype=np.int64)
+    for j in range(comp_idx.shape[1]):
+        key = (key * base + comp_idx[:, j] + 1) * 3 + np.rint(comp_w[:, j] * 2).astype(np.int64)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    text = weighted_text(comp_idx[first], comp_w[first])
+    text[comp_idx[first, 0] < 0] = None
+    return text[inverse.ravel()]
+
+
 def aif_tables(world: World) -> dict[str, pd.DataFrame]:
     """Canonical-typed frames of every AIF table."""
     cfg, pop, orgs, ev = world.config, world.population, world.organizations, world.events
@@ -128,7 +143,6 @@ def aif_tables(world: World) -> dict[str, pd.DataFrame]:
 
     people = identities(stream(cfg.seed, _IDENTITY_STREAM), pop.female)
     declared_idx, declared_w = declared_interests(pop.interest, stream(cfg.seed, _INTERESTS_STREAM))
-    interests = weighted_text(declared_idx, declared_w)
     participants = pd.DataFrame({
         "participant_id": _s(pids),
         "birth_date": _dates(pop.birth_day),
@@ -144,7 +158,7 @@ def aif_tables(world: World) -> dict[str, pd.DataFrame]:
         "consent_research": _bool(pop.consent_research),
         "consent_admissions": _bool(pop.consent_admissions),
         # AIF extension: declared interests, unknown (empty) for those who did not fill the form in.
-        "interests": _s(np.where(declared_idx[:, 0] >= 0, interests, np.array(None, dtype=object))),
+        "interests": _s(declared_text(declared_idx, declared_w)),
     })
 
     s = world.series

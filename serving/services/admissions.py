@@ -13,7 +13,7 @@ from serving.errors import ApiError
 from serving.schemas_people import ParticipantScoreOut, ProgramScoresOut
 from serving.services.people import require_side, unavailable
 from serving.state import ServingState
-from training.admissions import NOT_CONSENTED, SCORED, Program, score_program
+from training.admissions import NOT_CONSENTED, SCORED, Program, score_listed
 
 
 def program_scores(state: ServingState, principal: Principal, program_id: str,
@@ -30,7 +30,9 @@ def program_scores(state: ServingState, principal: Principal, program_id: str,
     except KeyError:
         raise ApiError(404, "program_not_found", f"program {program_id!r} is not known") from None
     try:
-        frame = score_program(loaded.model, side.graph, program, ids, as_of=side.as_of, basis=side.scoring)
+        # The program's cohort is built on its first request and kept on the basis: later requests cost
+        # what their ids cost, whatever the number of participants.
+        frame = score_listed(loaded.model, side.graph, program, ids, side.scoring)
     except ValueError:
         raise ApiError(422, "program_not_scorable", f"program {program_id!r} requires no known competence") from None
     status = frame["status"].astype(str)

@@ -23,7 +23,7 @@ FORMAT_WORDS = {
 # Which reason a ranking feature stands for; features without one (grade, ...) never speak.
 FEATURE_REASON = {
     "qualified_stage": "stage",
-    "interest_dot": "interest", "interest_cos": "interest", "interest_top": "interest", "declared_fit": "declared",
+    "interest_dot": "interest", "interest_cos": "interest", "interest_top": "interest",
     "level_gap": "level", "level_gap_abs": "level", "reached_level": "level", "event_level": "level",
     "series_taken": "series", "format_share": "format",
     "online": "reach", "offline_rural": "reach", "offline_town": "reach",
@@ -33,7 +33,7 @@ FEATURE_REASON = {
     "mentor_fit": "mentor", "weeks_to_start": "soon",
     "score_content_match": "interest", "score_item_knn": "similar",
 }
-DEFAULT_ORDER = ("stage", "interest", "declared", "level", "series", "reach")
+DEFAULT_ORDER = ("stage", "interest", "level", "series", "reach")
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,7 @@ class _Facts:
         self.graph = graph
         self.participant = participant
         self.events = event_facts(graph)
+        self._rows: np.ndarray | None = None  # the participant's achievement rows, found when first needed
         pe = graph.participant_event()
         start, end = pe.indptr[participant], pe.indptr[participant + 1]
         self.taken = pe.indices[start:end]  # events taken
@@ -133,10 +134,10 @@ class _Facts:
         if event not in q.indices[q.indptr[self.participant]:q.indptr[self.participant + 1]]:
             return None
         a = self.graph.achievements
-        rows = np.flatnonzero((a["participant_idx"].to_numpy() == self.participant)
-                              & (a["event_idx"].to_numpy() == event))
-        results = a[Columns.Result].iloc[rows].astype(str).to_numpy()
-        won = [r for r in results if r in QUALIFYING_RESULTS]
+        if self._rows is None:  # one scan of the rows per request, and only when a stage is recommended
+            self._rows = np.flatnonzero(a["participant_idx"].to_numpy() == self.participant)
+        rows = self._rows[a["event_idx"].to_numpy()[self._rows] == event]
+        won = [r for r in a[Columns.Result].iloc[rows].astype(str) if r in QUALIFYING_RESULTS]
         return won[0] if won else None
 
 
@@ -155,12 +156,13 @@ def _text(kind: str, facts: _Facts, event: int) -> str | None:
         if shared:
             topic = facts.topic(shared[0])
             return f"You have taken part in {topic} events; this one is about {topic} too"
-        if not facts.has_history and comps and not facts.declared.intersection(comps):
+        # The interest profile mixes in declared interests (alone when there is no history).
+        said = [c for c in comps if c in facts.declared]
+        if said:
+            return f"You said you are interested in {facts.topic(said[0])}; this event is about it"
+        if not facts.has_history and comps:
             return f"A good start in {facts.topic(comps[0])}"
         return None
-    if kind == "declared":
-        said = [c for c in comps if c in facts.declared]
-        return f"You said you are interested in {facts.topic(said[0])}; this event is about it" if said else None
     if kind == "level":
         level = int(ev.level_rank[event])
         if facts.best_level >= 0 and level == facts.best_level + 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from recommender.synth.generate import generate_world
 from recommender.synth.truth import load_truth
 
 
-def _s(values: list[object]) -> pd.Series:
+def _s(values: Sequence[object]) -> pd.Series:
     return pd.Series(values, dtype="string")
 
 
@@ -145,9 +146,9 @@ def test_recovers_true_skills_better_than_points(world: Path, world_graph: Achie
         min_results=2,
     )
     assert result["cells"] >= 300
-    assert result["spearman"] >= 0.70
-    assert result["spearman"] >= result["spearman_points"] + 0.05
-    assert 0.80 <= result["coverage"] <= 0.98
+    assert result["spearman"] >= 0.75
+    assert result["spearman"] >= result["spearman_points"] + 0.12
+    assert 0.85 <= result["coverage"] <= 0.95
 
 
 def test_fit_is_deterministic(world_graph: AchievementsGraph, world_model: CompetenceRatings) -> None:

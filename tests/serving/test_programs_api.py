@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from recommender.store.tables import PK, audit_log
 from serving.schemas_people import MAX_SCORED_PARTICIPANTS
+from serving.side_models import SideModels
 from serving.state import ServingState
 from tests.serving.conftest import ApiClientFactory, Headers
-from tests.serving.people_world import assert_no_identity, default_side, state_over
+from tests.serving.people_world import assert_no_identity, default_side, fitted_side, graph_of, state_over, world
 from training.admissions import Program, consented, score_program
 
 SCORES = "/v1/programs/{}/scores"
@@ -55,7 +57,7 @@ def test_consenting_scored_others_listed_none_dropped(api_client: ApiClientFacto
     for s in body["scored"]:
         ref = want.loc[s["participant_id"]]
         assert s["score"] == float(ref["score"]) and s["score_low"] <= s["score"] <= s["score_high"]
-        assert 0.0 <= s["percentile"] <= 100.0
+        assert s["percentile"] == round(float(ref["percentile"]), 2) and 0.0 <= s["percentile"] <= 100.0
         assert set(s["requirements_met"]) | set(s["requirements_missing"]) == {
             c for c, _ in Program.from_graph(side.graph, program).requirements}
         assert s["all_requirements_met"] == (not s["requirements_missing"])
@@ -109,3 +111,53 @@ def test_no_competence_model_is_503_after_the_audit(api_client: ApiClientFactory
     r = client.post(SCORES.format(program), json={"participant_ids": ["P0000001"]}, headers=headers["partner"])
     assert r.status_code == 503 and r.json()["error"]["code"] == "model_unavailable"
     assert len(_audit_rows(state)) == 1
+
+
+def _reference(side: SideModels, program: str, ids: list[str]) -> dict[str, tuple[float, float]]:
+    """score_program (everyone scored, then ranked) for the consenting ones: id -> (score, percentile)."""
+    assert side.competence is not None
+    frame = score_program(side.competence.model, side.graph, Program.from_graph(side.graph, program), ids,
+                          as_of=side.as_of)
+    frame = frame[frame["status"] == "scored"]
+    return {str(r.participant_id): (float(r.score), round(float(r.percentile), 2)) for r in frame.itertuples()}
+
+
+def _answered(client: TestClient, headers: Headers, program: str, ids: list[str]) -> dict[str, tuple[float, float]]:
+    r = client.post(SCORES.format(program), json={"participant_ids": ids}, headers=headers["partner"])
+    assert r.status_code == 200, r.text
+    return {s["participant_id"]: (s["score"], s["percentile"]) for s in r.json()["scored"]}
+
+
+def test_every_program_answers_as_the_reference_from_a_cohort_built_once(api_client: ApiClientFactory) -> None:
+    side = fitted_side(graph_of(world().tables), world().as_of, team_model=False)  # its own, empty, cohort cache
+    client, headers = api_client(state_over(side))
+    assert side.scoring is not None
+    ids = [str(p) for p in side.graph.participant_index[::7]]
+    programs = side.graph.programs["program_id"].astype(str).tolist()[:5]
+    for program in programs:
+        want = _reference(side, program, ids)
+        assert len(want) > 20 and len({pct for _, pct in want.values()}) > 10
+        assert _answered(client, headers, program, ids) == want
+        built = side.scoring._cohorts[Program.from_graph(side.graph, program).requirements]
+        # Later requests (of any size) read the same cohort and still answer as the reference.
+        assert _answered(client, headers, program, ids[:1]) == {k: v for k, v in want.items() if k == ids[0]}
+        assert side.scoring._cohorts[Program.from_graph(side.graph, program).requirements] is built
+    assert len(side.scoring._cohorts) == len({Program.from_graph(side.graph, p).requirements for p in programs})
+
+
+def test_side_models_over_a_new_graph_rank_in_their_own_cohort(api_client: ApiClientFactory) -> None:
+    """A graph (or model) replaced comes with new side models, whose cohorts are built afresh: nothing stale."""
+    old = default_side()
+    program = _program()
+    ids = [str(p) for p in old.graph.participant_index[:60]]
+    client, headers = api_client(state_over(old))
+    before = _answered(client, headers, program, ids)  # the old basis has this program's cohort now
+    tables = dict(world().tables)
+    a = tables["achievements"]
+    rng = np.random.default_rng(5)
+    tables["achievements"] = a[rng.random(len(a)) < 0.6].reset_index(drop=True)  # a much thinner record
+    new = fitted_side(graph_of(tables), world().as_of, team_model=False)
+    client2, headers2 = api_client(state_over(new))
+    after = _answered(client2, headers2, program, ids)
+    assert after == _reference(new, program, ids)
+    assert after != before

