@@ -65,7 +65,7 @@ def eligibility_mask(
         return mask
     ev = graph.event_arrays
 
-    grade = graph.grades_at(as_of)[p][:, None]
+    grade = graph.grades_at(as_of, p)[:, None]
     lo = ev.min_grade[e][None, :]
     hi = ev.max_grade[e][None, :]
     with np.errstate(invalid="ignore"):

@@ -331,9 +331,11 @@ class AchievementsGraph:
             moves[undated] = 0.0
         return base, moves
 
-    def grades_at(self, when: date | str | pd.Timestamp) -> np.ndarray:
-        """School grade of every participant at a date (float, NaN when unknown)."""
+    def grades_at(self, when: date | str | pd.Timestamp, positions: np.ndarray | None = None) -> np.ndarray:
+        """School grade of every participant (or of those at `positions`) at a date (float, NaN when unknown)."""
         base, moves = self._grade_law
+        if positions is not None:
+            base, moves = base[positions], moves[positions]
         return base + academic_year(to_timestamp(when)) * moves
 
     @cached_property

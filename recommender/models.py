@@ -109,12 +109,13 @@ class EventRecommender(ABC):
         if len(events) == 0 or len(p_known) == 0:
             return empty_recommendations()
         frames = []
+        event_ids = g.event_index[events].to_numpy()  # the open events only: never all events per request
         for start in range(0, len(p_known), BLOCK):
             block = p_known[start : start + BLOCK]
             allowed = eligibility_mask(g, now, block, events)
             scores = np.asarray(self._score(g, block, events, now, allowed), dtype=np.float64)
             scores = np.where(allowed, scores, -np.inf)
-            frames.append(_top_k(scores, ids_known[start : start + BLOCK], g.event_index.to_numpy()[events], k))
+            frames.append(_top_k(scores, ids_known[start : start + BLOCK], event_ids, k))
         out = pd.concat(frames, ignore_index=True)
         return out if len(out) else empty_recommendations()
 

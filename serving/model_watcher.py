@@ -29,11 +29,10 @@ class CheckResult:
 
 
 def _smoke_test(model: Any, state: ServingState) -> None:
-    """Rank for one participant of the served graph: a model that cannot is not swapped in."""
-    graph = state.graph
-    if graph.n_participants == 0:
-        return
-    model.recommend([str(graph.participant_index[0])], 1, as_of=state.today(), graph=graph)
+    """Rank and explain for a participant of the served graph: a model that cannot is not swapped in."""
+    from serving.state import smoke_test
+
+    smoke_test(model, state.graph, state.today())
 
 
 class ModelWatcher:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
+from recommender.columns import Columns
 from recommender.graph import AchievementsGraph
 from recommender.models import EventRecommender
 from recommender.store.store import Store
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
     from serving.side_models import SideModels
 
 log = logging.getLogger("trajectory.serving")
+_FALLBACK_LOCK = threading.Lock()
 
 
 @dataclass
@@ -48,6 +52,20 @@ class ServingState:
         self.next_steps = loaded
         self.model, self.model_label, self.model_version = loaded.model, loaded.label, loaded.version
 
+    def fall_back(self, reason: str) -> LoadedModel:
+        """Serve popularity from now on because the model failed; say why in /v1/health. The watcher swaps a
+        working champion back in when the registry offers one."""
+        with _FALLBACK_LOCK:
+            if self.next_steps.fallback:
+                return self.next_steps
+            from training.popularity import PopularityRecommender
+
+            model = PopularityRecommender().fit(self.graph)
+            self.degraded_reasons.append(reason)
+            self.swap_next_steps(LoadedModel("next-steps", model.name, f"fallback:{model.name}", model))
+            log.warning(reason)
+            return self.next_steps
+
     def loaded_models(self) -> list[LoadedModel]:
         return [self.next_steps, *self.other_models]
 
@@ -57,6 +75,19 @@ class ServingState:
 
     def today(self) -> pd.Timestamp:
         return pd.Timestamp(self.fixed_today or date.today())
+
+
+def smoke_test(model: Any, graph: AchievementsGraph, today: pd.Timestamp) -> None:
+    """Rank and explain for the most active participant: a model that cannot is not served."""
+    if graph.n_participants == 0:
+        return
+    from recommender.models import ScoreExplainer
+
+    position = int(np.asarray(graph.participant_event().getnnz(axis=1)).argmax())
+    recs = model.recommend([str(graph.participant_index[position])], 3, as_of=today, graph=graph)
+    if isinstance(model, ScoreExplainer) and len(recs):
+        events = graph.event_index.get_indexer(recs[Columns.Event].astype(str))
+        model.score_drivers(graph, position, events, today)
 
 
 def load_graph(store: Store) -> AchievementsGraph:
@@ -76,6 +107,7 @@ def load_state(settings: Settings, graph: AchievementsGraph | None = None) -> Se
 
         configure()
         model, version = load_champion(settings.model_name)
+        smoke_test(model, g, pd.Timestamp(settings.as_of or date.today()))
         return attach_side_models(ServingState(g, model, f"{settings.model_name}:{model.name}", version, reasons,
                                                settings.as_of, store=store), settings)
     except Exception as exc:  # any registry or unpickling failure must degrade, not take the service down

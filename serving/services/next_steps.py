@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pandas as pd
 
 from recommender.columns import Columns
 from recommender.eligibility import EventFilters
+from recommender.graph import AchievementsGraph
 from recommender.models import ScoreExplainer
 from serving.schemas import NextStepOut, NextStepsOut
 from serving.services.reasons import event_reasons, participant_facts
@@ -14,6 +18,17 @@ from serving.state import ServingState
 
 class UnknownParticipant(LookupError):
     pass
+
+
+def _rank(model: Any, graph: AchievementsGraph, participant_id: str, position: int, k: int, today: pd.Timestamp,
+          filters: EventFilters) -> tuple[pd.DataFrame, np.ndarray, list[list[Any]]]:
+    recs = model.recommend([participant_id], k, as_of=today, filters=filters, graph=graph)
+    events = graph.event_index.get_indexer(recs[Columns.Event].astype(str))
+    drivers = (
+        model.score_drivers(graph, position, events, today) if isinstance(model, ScoreExplainer)
+        else [[] for _ in events]
+    )
+    return recs, events, drivers
 
 
 def next_steps(
@@ -32,13 +47,14 @@ def next_steps(
     today = state.today()
     filters = EventFilters(horizon_days=horizon_days, formats=formats, online_only=online_only)
     loaded = state.next_steps  # read once: a model swapped in meanwhile serves the next request, not half of this
-    model = loaded.model
-    recs = model.recommend([participant_id], k, as_of=today, filters=filters, graph=graph)
-    events = graph.event_index.get_indexer(recs[Columns.Event].astype(str))
-    drivers = (
-        model.score_drivers(graph, position, events, today) if isinstance(model, ScoreExplainer)
-        else [[] for _ in events]
-    )
+    try:
+        recs, events, drivers = _rank(loaded.model, graph, participant_id, position, k, today, filters)
+    except Exception as exc:  # a model that breaks on live data degrades the service; it never answers 500
+        if loaded.fallback:
+            raise
+        loaded = state.fall_back(f"model {loaded.tagged_label} failed on a request ({type(exc).__name__}); "
+                                 "serving popularity")
+        recs, events, drivers = _rank(loaded.model, graph, participant_id, position, k, today, filters)
     facts = participant_facts(graph, position)
     ev = facts.events  # the events' columns as arrays: no pandas row is built on the request path
     items = []

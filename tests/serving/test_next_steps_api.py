@@ -2,6 +2,7 @@
 
 from datetime import date
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -81,3 +82,22 @@ def test_trajectory_plans_the_next_stage_in_order(client: TestClient) -> None:
 def test_trajectory_rejects_unknown_goals(client: TestClient) -> None:
     r = client.get("/v1/participants/p1/trajectory", params={"goal": "fame:lots"})
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_goal"
+
+
+class _FeatureMismatch(PopularityRecommender):
+    """A model whose scoring breaks on live data, as a model trained on other features does."""
+
+    def _score(self, *args: object, **kwargs: object) -> np.ndarray:
+        raise ValueError("The number of features in data (28) is not the same as it was in training data (29)")
+
+
+def test_a_model_failing_on_requests_degrades_to_popularity_never_500(api_client: ApiClientFactory) -> None:
+    graph = AchievementsGraph.from_tables(tiny_tables())
+    state = ServingState(graph, _FeatureMismatch().fit(graph), "next-steps:broken", "7", [], date(2025, 1, 10))
+    client, headers = api_client(state)
+    for _ in range(2):
+        r = client.get("/v1/participants/p1/next-steps", headers=headers["frontend"])
+        assert r.status_code == 200 and r.json()["model"] == "fallback:popularity_region_grade"
+        assert {i["event_id"] for i in r.json()["items"]} == {"e_reg_final", "e_online", "e_region77"}
+    health = client.get("/v1/health").json()
+    assert health["degraded"] and "next-steps:broken@7 failed on a request (ValueError)" in health["reasons"][0]
