@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from recommender import __version__
 from recommender.graph import AchievementsGraph
 from serving import errors
+from serving.auth import install_guards
 from serving.logs import configure_logging
 from serving.model_watcher import model_watcher
 from serving.observability import RequestObserver
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None, *, state: ServingState | None =
         lifespan=lifespan,
     )
     app.state.settings = cfg
+    install_guards(app, cfg)
     if state is not None:
         app.state.serving = state
     else:  # a real service (tests keep pytest's logging)

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -87,12 +87,10 @@ class RateLimiter:
             return (1.0 - tokens) / rate
 
 
-def _guards(request: Request, settings: Settings) -> tuple[KeyCache, RateLimiter]:
-    app_state = request.app.state
-    if not hasattr(app_state, "key_cache"):
-        app_state.key_cache = KeyCache(settings.key_cache_seconds)
-        app_state.rate_limiter = RateLimiter()
-    return app_state.key_cache, app_state.rate_limiter
+def install_guards(app: FastAPI, settings: Settings) -> None:
+    """One key cache and one rate limiter per app (worker process), made with the app, not on a request."""
+    app.state.key_cache = KeyCache(settings.key_cache_seconds)
+    app.state.rate_limiter = RateLimiter()
 
 
 def require(*scopes: str) -> Callable[..., Principal]:
@@ -107,7 +105,8 @@ def require(*scopes: str) -> Callable[..., Principal]:
     ) -> Principal:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise ApiError(401, "unauthorized", "an API key is required: Authorization: Bearer <key>")
-        cache, limiter = _guards(request, settings)
+        cache: KeyCache = request.app.state.key_cache
+        limiter: RateLimiter = request.app.state.rate_limiter
         key = cache.lookup(state, credentials.credentials)
         if key is None:
             raise ApiError(401, "unauthorized", "the API key is not valid or was revoked")

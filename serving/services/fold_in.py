@@ -19,6 +19,7 @@ from recommender.columns import Columns
 from recommender.store import online
 from recommender.store.store import Store
 from recommender.store.tables import PK
+from serving.deps import per_state
 from serving.state import ServingState
 
 log = logging.getLogger("trajectory.serving")
@@ -155,20 +156,9 @@ class GraphSync:
 
 
 _REASONS_LOCK = threading.Lock()
-_CREATE_LOCK = threading.Lock()
-
-
 def graph_sync_for(app: FastAPI) -> GraphSync:
     """The app's GraphSync for its current serving state (made on first use)."""
-    state: ServingState = app.state.serving
-    sync: GraphSync | None = getattr(app.state, "graph_sync", None)
-    if sync is None or sync.state is not state:
-        with _CREATE_LOCK:
-            sync = getattr(app.state, "graph_sync", None)
-            if sync is None or sync.state is not state:
-                sync = GraphSync(state)
-                app.state.graph_sync = sync
-    return sync
+    return per_state(app, "graph_sync", GraphSync)
 
 
 def get_graph_sync(request: Request) -> GraphSync:

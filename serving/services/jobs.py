@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from recommender.columns import Columns
 from recommender.store import online
 from recommender.store.store import Store
+from serving.deps import per_state
 from serving.errors import ApiError
 from serving.schemas_writes import JobAcceptedOut, JobOut, TeamFormationIn
 from serving.state import ServingState
@@ -176,22 +177,15 @@ class JobRunner:
                 log.warning("job heartbeat not recorded (%s)", type(exc).__name__)
 
 
-_CREATE_LOCK = threading.Lock()
+def _new_runner(state: ServingState) -> JobRunner:
+    if state.store is not None:
+        fail_abandoned_jobs(state.store)
+    return JobRunner(state)
 
 
 def job_runner_for(app: FastAPI) -> JobRunner:
     """The app's runner for its current serving state; made on first use, after failing abandoned jobs."""
-    state: ServingState = app.state.serving
-    runner: JobRunner | None = getattr(app.state, "job_runner", None)
-    if runner is None or runner.state is not state:
-        with _CREATE_LOCK:
-            runner = getattr(app.state, "job_runner", None)
-            if runner is None or runner.state is not state:
-                if state.store is not None:
-                    fail_abandoned_jobs(state.store)
-                runner = JobRunner(state)
-                app.state.job_runner = runner
-    return runner
+    return per_state(app, "job_runner", _new_runner)
 
 
 def start_up(state: ServingState) -> None:
