@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from recommender import __version__
 from recommender.graph import AchievementsGraph
 from serving import errors
-from serving.auth import install_guards
+from serving.auth import RateLimits, install_guards
 from serving.logs import configure_logging
 from serving.model_watcher import model_watcher
 from serving.observability import RequestObserver
@@ -34,14 +34,19 @@ from serving.state import ServingState, load_state
 
 
 def create_app(settings: Settings | None = None, *, state: ServingState | None = None,
-               graph: AchievementsGraph | None = None) -> FastAPI:
-    """Build the app; the graph and champion load at start-up unless a state is given (tests)."""
+               graph: AchievementsGraph | None = None, preloaded: bool = False,
+               rate_limiter: RateLimits | None = None) -> FastAPI:
+    """Build the app; the graph and champion load at start-up unless a state is given: a test's fixture, or
+    with `preloaded` the state a pre-forking parent loaded for its workers (served, watched and logged as a
+    real service)."""
     cfg = settings or get_settings()
+    service = state is None or preloaded
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if state is None:
-            app.state.serving = load_state(cfg, graph)
+        if service:
+            if state is None:
+                app.state.serving = load_state(cfg, graph)
             start_jobs(app.state.serving)  # jobs a stopped worker left running are reported failed
             # Follows the champion alias (a given state is a test's fixture: it is not swapped behind its back).
             model_watcher(app, cfg).start()
@@ -56,10 +61,10 @@ def create_app(settings: Settings | None = None, *, state: ServingState | None =
         lifespan=lifespan,
     )
     app.state.settings = cfg
-    install_guards(app, cfg)
+    install_guards(app, cfg, rate_limiter)
     if state is not None:
         app.state.serving = state
-    else:  # a real service (tests keep pytest's logging)
+    if service:  # a real service (tests keep pytest's logging)
         configure_logging(cfg.log_format, cfg.log_level)
     fold_in.install(app)  # inside the observer: the fold-in check counts in the request's latency
     app.add_middleware(RequestObserver)

@@ -6,7 +6,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -87,10 +87,15 @@ class RateLimiter:
             return (1.0 - tokens) / rate
 
 
-def install_guards(app: FastAPI, settings: Settings) -> None:
-    """One key cache and one rate limiter per app (worker process), made with the app, not on a request."""
+class RateLimits(Protocol):
+    def retry_after(self, key_id: str, per_minute: int) -> float: ...
+
+
+def install_guards(app: FastAPI, settings: Settings, rate_limiter: RateLimits | None = None) -> None:
+    """One key cache and one rate limiter per app, made with the app, not on a request. The limiter is this
+    worker's own unless one shared by all workers is given (serving/shared_rate_limits.py)."""
     app.state.key_cache = KeyCache(settings.key_cache_seconds)
-    app.state.rate_limiter = RateLimiter()
+    app.state.rate_limiter = rate_limiter or RateLimiter()
 
 
 def require(*scopes: str) -> Callable[..., Principal]:
@@ -106,7 +111,7 @@ def require(*scopes: str) -> Callable[..., Principal]:
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise ApiError(401, "unauthorized", "an API key is required: Authorization: Bearer <key>")
         cache: KeyCache = request.app.state.key_cache
-        limiter: RateLimiter = request.app.state.rate_limiter
+        limiter: RateLimits = request.app.state.rate_limiter
         key = cache.lookup(state, credentials.credentials)
         if key is None:
             raise ApiError(401, "unauthorized", "the API key is not valid or was revoked")

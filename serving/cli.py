@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -12,6 +13,7 @@ from recommender.cli import emit_json, fail
 
 DEMO_WORLD = Path("data/demo/world")
 serve_app = typer.Typer(add_completion=False)
+GRACEFUL_SECONDS = 30  # requests in flight may finish this long after SIGTERM
 demo_app = typer.Typer(add_completion=False)
 
 
@@ -29,16 +31,51 @@ def serve(
 
 
 def _run(host: str, port: int, workers: int) -> None:
-    """uvicorn with our JSON logs; SIGTERM finishes requests in flight (up to 30 s) before exiting."""
+    """uvicorn with our JSON logs; SIGTERM finishes requests in flight (up to 30 s) before exiting. Several
+    workers share one loaded state: the parent loads it once and forks them (serving/prefork.py)."""
     import tempfile
 
     import uvicorn
 
-    if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Each worker writes its metrics to files here; /metrics on any worker sums them all.
+    if workers == 1:
+        uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, log_config=None,
+                    timeout_graceful_shutdown=GRACEFUL_SECONDS)
+        return
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics to files here; /metrics on any worker sums them all. Set before the
+        # metrics module is imported: it picks its storage then.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="trajectory-metrics-")
-    uvicorn.run("serving.app:create_app", factory=True, host=host, port=port, workers=workers, log_config=None,
-                timeout_graceful_shutdown=30)
+    raise typer.Exit(_run_prefork(host, port, workers))
+
+
+def _run_prefork(host: str, port: int, workers: int) -> int:
+    import uvicorn
+
+    from serving.app import create_app
+    from serving.logs import configure_logging
+    from serving.prefork import Supervisor, share_loaded_objects
+    from serving.settings import get_settings
+    from serving.shared_rate_limits import SharedRateLimiter
+    from serving.state import load_state
+
+    settings = get_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    state = load_state(settings)
+    if state.store is not None:
+        state.store.engine.dispose()  # no connection of the parent's is inherited by a worker
+    limiter = SharedRateLimiter()  # made before the fork: one key's rate holds across all workers
+    share_loaded_objects()
+    config = uvicorn.Config(create_app, factory=True, host=host, port=port, log_config=None,
+                            timeout_graceful_shutdown=GRACEFUL_SECONDS)
+    sock = config.bind_socket()
+
+    def serve(listening: socket.socket) -> None:
+        app = create_app(settings, state=state, preloaded=True, rate_limiter=limiter)
+        uvicorn.Server(uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=GRACEFUL_SECONDS)).run(
+            sockets=[listening]
+        )
+
+    return Supervisor(serve, sock, workers).run()
 
 
 def _step(args: list[str], env: dict[str, str]) -> dict[str, object]:

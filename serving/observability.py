@@ -30,9 +30,9 @@ LATENCY = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
 )
 DEGRADED = Gauge("trajectory_degraded", "1 while this worker serves a fallback or misses a model",
-                 multiprocess_mode="max")
+                 multiprocess_mode="livemax")
 MODEL_INFO = Gauge("trajectory_model_info", "The model this worker serves (value 1)", ["name", "version"],
-                   multiprocess_mode="max")
+                   multiprocess_mode="livemax")
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 

@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     side_fit_max_achievements: int = 5_000_000
     model_poll_seconds: float = 30.0  # how often each worker checks the registry's champion alias; 0 = never
     key_cache_seconds: float = 30.0  # a verified API key is trusted this long without a database look-up
-    rate_limit_per_minute: int = 60_000  # per key and worker process, unless the key sets its own
+    rate_limit_per_minute: int = 60_000  # per key, across all workers of one `serve`, unless the key sets its own
     log_format: str = "json"  # json | text
     log_level: str = "INFO"
 

@@ -392,7 +392,7 @@ def driver_main(args: argparse.Namespace) -> None:
         report["world"] = {"store": _masked(store_url), "as_of": as_of, "participants": health.get("participants"),
                            "events": health.get("events"), "participants_sampled": len(ids)}
         report["server"] = {"workers": args.workers, "startup_s": startup_s, "warm_sequential_ms": warm_ms,
-                            "status": health.get("status"),
+                            "status": health.get("status"), "memory": _memory(server.pid),
                             "reasons": health.get("reasons"), "log": str(log_path)}
         if promoter is not None:
             promoter.stop()
@@ -406,6 +406,23 @@ def driver_main(args: argparse.Namespace) -> None:
         if promoter is not None:
             promoter.stop()
         _stop(server)
+
+
+def _memory(pid: int) -> dict[str, Any]:
+    """RSS and PSS (shared pages split among the processes sharing them) of the service's processes, in MiB;
+    the PSS total is the memory the whole service takes (Linux /proc)."""
+    procs = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        procs += [int(c) for c in (task / "children").read_text().split()]
+    sizes: dict[str, Any] = {}
+    for proc in procs:
+        fields = {}
+        for line in Path(f"/proc/{proc}/smaps_rollup").read_text().splitlines()[1:]:
+            name, value = line.split(":", 1)
+            fields[name] = int(value.split()[0]) / 1024
+        sizes[str(proc)] = {"rss_mib": round(fields["Rss"]), "pss_mib": round(fields["Pss"])}
+    sizes["pss_total_mib"] = sum(v["pss_mib"] for v in sizes.values())
+    return sizes
 
 
 def _masked(url: str) -> str:

@@ -2,11 +2,17 @@
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -70,3 +76,76 @@ def test_api_serves_the_champion_and_eligible_next_steps(demo: dict, monkeypatch
             answered += bool(items)
         assert answered >= 15  # most active participants have open, eligible events
         assert np.isfinite([i["score"] for i in body["items"]]).all()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _children(pid: int) -> set[int]:
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
+
+
+def _get(url: str, key: str | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"} if key else {})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads worker pids from /proc (Linux)")
+def test_serve_forks_workers_that_share_one_loaded_state(demo: dict) -> None:
+    """`trajectory serve --workers 2`: both workers answer from the champion the parent loaded; a worker that
+    dies is replaced; SIGTERM stops the service cleanly."""
+    env = dict(demo["env"], TRAJECTORY_AS_OF=demo["report"]["as_of"], TRAJECTORY_LOG_FORMAT="text")
+    key = _trajectory(["keys", "create", "--scope", "frontend", "--name", "fork"], env, demo["root"])["key"]
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log = (demo["root"] / "serve.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-c", "from recommender.cli import main; main()", "serve", "--workers", "2", "--port",
+         str(port)], env=env, cwd=demo["root"], stdout=log, stderr=log,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None, (demo["root"] / "serve.log").read_text()[-2000:]
+            try:
+                status, health = _get(f"{base}/v1/health")
+                if status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the service did not come up"
+            time.sleep(0.5)
+        assert health["degraded"] is False, health["reasons"]
+        workers = _children(server.pid)
+        assert len(workers) == 2
+        people = pd.read_csv(demo["root"] / "world" / "aif" / "achievements.csv", usecols=["participant_id"])
+        active = people["participant_id"].value_counts().index[:10]
+        for pid in active:
+            status, body = _get(f"{base}/v1/participants/{pid}/next-steps?k=5", key)
+            assert status == 200 and body["model"].startswith("next-steps:lightgbm_lambdarank"), body
+        victim = sorted(workers)[0]
+        os.kill(victim, signal.SIGKILL)
+        deadline = time.monotonic() + 30
+        while not ((now := _children(server.pid)) - workers and len(now) == 2):
+            assert time.monotonic() < deadline, "the dead worker was not replaced"
+            time.sleep(0.2)
+        for pid in active:
+            assert _get(f"{base}/v1/participants/{pid}/next-steps?k=5", key)[0] == 200
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+        assert not any(Path(f"/proc/{w}").exists() for w in now)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+        log.close()
