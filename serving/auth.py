@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Protocol
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -42,6 +43,15 @@ class KeyCache:
         self.ttl = ttl
         self._entries: dict[str, tuple[ApiKey | None, float]] = {}
         self._lock = threading.Lock()
+
+    def cached(self, secret: str) -> tuple[bool, ApiKey | None]:
+        """(True, the key) when it was verified within `ttl` (None: known to be invalid); else (False, None)."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._entries.get(hash_key(secret))
+        if cached is not None and now - cached[1] < self.ttl:
+            return True, cached[0]
+        return False, None
 
     def lookup(self, state: ServingState, secret: str) -> ApiKey | None:
         digest = hash_key(secret)
@@ -98,28 +108,34 @@ def install_guards(app: FastAPI, settings: Settings, rate_limiter: RateLimits | 
     app.state.rate_limiter = rate_limiter or RateLimiter()
 
 
-def require(*scopes: str) -> Callable[..., Principal]:
+def require(*scopes: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency admitting keys with any of `scopes` (admin admits all): 401 without a valid key,
     403 with a key of another scope, 429 over the key's rate."""
 
-    def dependency(
+    async def dependency(
         request: Request,
         state: StateDep,
         settings: SettingsDep,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
+        # Async, on the event loop: a key seen in the last `key_cache_seconds` costs no thread hop and no
+        # database round trip; only a look-up or an audit row goes to the thread pool.
         if credentials is None or credentials.scheme.lower() != "bearer":
             raise ApiError(401, "unauthorized", "an API key is required: Authorization: Bearer <key>")
         cache: KeyCache = request.app.state.key_cache
         limiter: RateLimits = request.app.state.rate_limiter
-        key = cache.lookup(state, credentials.credentials)
+        secret = credentials.credentials
+        hit, key = cache.cached(secret)
+        if not hit:
+            key = await run_in_threadpool(cache.lookup, state, secret)
         if key is None:
             raise ApiError(401, "unauthorized", "the API key is not valid or was revoked")
         principal = Principal(key.key_id, key.name, key.scopes)
         request.state.principal = principal
         if not principal.allows(scopes):
             if "partner" in principal.scopes:
-                record_denied_partner_access(state, principal.key_id, principal.scopes, request)
+                await run_in_threadpool(record_denied_partner_access, state, principal.key_id, principal.scopes,
+                                        request)
             raise ApiError(403, "forbidden", f"this endpoint needs the scope {' or '.join(scopes)}")
         wait = limiter.retry_after(key.key_id, key.rate_per_minute or settings.rate_limit_per_minute)
         if wait > 0:

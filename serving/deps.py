@@ -12,12 +12,12 @@ from serving.settings import Settings
 from serving.state import ServingState
 
 
-def get_state(request: Request) -> ServingState:
+async def get_state(request: Request) -> ServingState:
     state: ServingState = request.app.state.serving
     return state
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     """The settings the app was created with (tests and operators may pass their own)."""
     settings: Settings = request.app.state.settings
     return settings

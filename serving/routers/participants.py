@@ -26,7 +26,7 @@ GOAL_PATTERN = f"^(level:{_LEVEL}|competence:[^:]+(:{_LEVEL})?|program:.+)$"
     response_model=NextStepsOut,
     responses=AUTH_RESPONSES | {404: {"model": ErrorOut}, 422: {"model": ErrorOut}},
 )
-def get_next_steps(
+async def get_next_steps(
     participant_id: str,
     state: StateDep,
     settings: SettingsDep,
@@ -38,6 +38,8 @@ def get_next_steps(
     online_only: bool = False,
 ) -> NextStepsOut:
     """Ranked upcoming events the participant may take, each with short reasons."""
+    # Async on purpose: the ranking is a few milliseconds of CPU under the GIL, so a hop to the thread pool
+    # would only add latency (the hot path of every front-end page).
     if format:
         unknown = [f for f in format if f not in EVENT_FORMATS]
         if unknown:
