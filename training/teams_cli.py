@@ -27,8 +27,9 @@ def form(
              "registered rows.")] = None,
     search: Annotated[bool, typer.Option(
         "--search/--no-search", help="Learn the team-success model from the data's past teams, report each "
-                                     "team's predicted success and improve the draft by swaps it predicts to pay "
-                                     "(off by default: it did not raise true success on synthetic worlds).")] = False,
+                                     "team's predicted success and improve the draft by swaps that models fitted on "
+                                     "resampled past events all predict to pay (off by default: it did not raise "
+                                     "true success on synthetic worlds).")] = False,
     search_seconds: Annotated[float, typer.Option(help="Time the swap search may take.")] = 2.0,
 ) -> None:
     """Form balanced, complementary teams; size limits and requested groups kept."""
@@ -37,7 +38,7 @@ def form(
     import pandas as pd
 
     from recommender.graph import AchievementsGraph
-    from training.teams import TeamConfig, fit_team_success, form_event_teams
+    from training.teams import CONFIDENT_SEARCH, fit_team_success, form_event_teams
 
     if not data.is_dir():
         fail(f"no such AIF directory: {data}")
@@ -54,7 +55,7 @@ def form(
         ids = frame["participant_id"].str.strip().tolist()
         if "group" in frame.columns:
             groups = [g or None for g in frame["group"].str.strip()]
-    config = TeamConfig(search_rounds=200, search_seconds=search_seconds)
+    config = CONFIDENT_SEARCH.model_copy(update={"search_seconds": search_seconds})
     model = fit_team_success(graph, config) if search else None
     try:
         result = form_event_teams(graph, event, ids, groups=groups, model=model, config=config)

@@ -6,8 +6,9 @@ Prints JSON: assignment true benefit vs the true-effect optimum and a random fea
 capacity and rural checks, timing for up to 5,000 teams x 2,000 mentors, and how well the learned
 mentor effects follow the true ones; team formation mean true success vs random and greedy
 strongest-first for 5,000 registrants (the formation as shipped, the same with the swap search driven by
-the learned team-success model, and the draft on true skills as the ceiling); mentor and teammate ranking
-NDCG@10 side by side with popularity and the oracle. Nothing here is tuned on the benchmark world:
+the learned team-success model, with the confident search of `teams form --search` that takes only swaps
+five models fitted on resampled past events all back, and the draft on true skills as the ceiling); mentor
+and teammate ranking NDCG@10 side by side with popularity and the oracle. Nothing here is tuned on the benchmark world:
 the teammate weights come from `tune_teammates.py` on another seed (8), the team and mentor model
 settings were chosen on that world too. Seconds are wall clock and CPU (the machine may be shared).
 """
@@ -41,7 +42,7 @@ from recommender.synth.generate import generate_world
 from recommender.synth.truth import Truth, load_truth
 from training.mentors import MentorModel, assignment_groups, rank_mentors, solve_assignment
 from training.teams import (
-    TeamConfig,
+    CONFIDENT_SEARCH,
     TeammateContext,
     TeamSuccessModel,
     form_teams,
@@ -177,8 +178,14 @@ def bench_formation(graph: AchievementsGraph, truth: Truth, as_of: pd.Timestamp,
     out: dict[str, object] = {"registrants": n_reg, "skill_fit_seconds": round(skill_s, 2),
                               "history_teams": len(target), "model_fit_seconds": round(model_s, 2)}
     events_out: list[dict[str, object]] = []
-    methods = ("formed", "formed_with_search", "random", "strongest_first", "draft_on_true_skills")
-    searching = TeamConfig(search_rounds=200, search_seconds=2.0)
+    methods = ("formed", "formed_with_search", "formed_with_confident_search", "random", "strongest_first",
+               "draft_on_true_skills")
+    # "formed" is formation as shipped (TeamConfig defaults, given the model); "formed_with_search" forces the
+    # swap search with the one model; "..._confident_search" takes only swaps that models fitted on resampled
+    # events all back (`teams form --search`).
+    searching = model.config.model_copy(update={"search_rounds": max(model.config.search_rounds, 200)})
+    confident = searching.model_copy(update={"ensemble": CONFIDENT_SEARCH.ensemble})
+    ensemble = TeamSuccessModel(confident).fit(features, target)
     gains: dict[str, list[float]] = {m: [] for m in methods}
     for _, row in team_events.head(n_events).iterrows():
         event = str(row[Columns.Event])
@@ -186,13 +193,18 @@ def bench_formation(graph: AchievementsGraph, truth: Truth, as_of: pd.Timestamp,
         lo, hi = int(row["team_min"]), int(row["team_max"])
         pos = np.sort(rng.choice(graph.n_participants, size=min(n_reg, graph.n_participants), replace=False))
         ids = ids_all[pos]
-        formed, form_s, form_cpu = _timed(lambda: form_teams(skills[pos], need, lo, hi, teamwork_col=tw))  # noqa: B023
+        formed, form_s, form_cpu = _timed(lambda: form_teams(
+            skills[pos], need, lo, hi, teamwork_col=tw, model=model, school=school[pos], ids=pos, ties=ties))  # noqa: B023
         searched, search_s, search_cpu = _timed(lambda: form_teams(
             skills[pos], need, lo, hi, teamwork_col=tw, model=model, school=school[pos], ids=pos, ties=ties,  # noqa: B023
             config=searching))
+        sure, sure_s, sure_cpu = _timed(lambda: form_teams(
+            skills[pos], need, lo, hi, teamwork_col=tw, model=ensemble, school=school[pos], ids=pos,  # noqa: B023
+            ties=ties, config=confident))
         labels = {
             "formed": formed,
             "formed_with_search": searched,
+            "formed_with_confident_search": sure,
             "strongest_first": strongest_first_teams(skills[pos], need, lo, hi),
             "draft_on_true_skills": seed_teams(true_skills[pos], need, lo, hi, teamwork_col=tw),
         }
@@ -214,6 +226,7 @@ def bench_formation(graph: AchievementsGraph, truth: Truth, as_of: pd.Timestamp,
             "event_id": event, "team_min": lo, "team_max": hi, "teams": int(formed.max()) + 1,
             "form_seconds": round(form_s, 2), "form_cpu_seconds": round(form_cpu, 2),
             "with_search_seconds": round(search_s, 2), "with_search_cpu_seconds": round(search_cpu, 2),
+            "with_confident_search_seconds": round(sure_s, 2), "with_confident_search_cpu_seconds": round(sure_cpu, 2),
             "random": {"mean_true_success": round(base, 4), "sd_over_5_seeds": round(float(np.std(random_runs)), 4),
                        "mean_predicted_percentile": round(predicted(random_teams(len(pos), lo, hi, 0)), 4)},
         }
@@ -228,6 +241,7 @@ def bench_formation(graph: AchievementsGraph, truth: Truth, as_of: pd.Timestamp,
     out["events"] = events_out
     out["mean_true_success_over_random"] = {k: round(float(np.mean(v)), 4) for k, v in gains.items()}
     out["formed_over_strongest_first"] = round(float(np.mean(gains["formed"]) - np.mean(gains["strongest_first"])), 4)
+    out["search_by_default"] = model.config.search_rounds > 0
     return out
 
 

@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from features.mentor_features import event_competences
 from features.team_features import (
     TEAM_FEATURES,
     padded_members,
     padded_team_features,
+    school_codes,
     team_feature_frame,
     tie_keys,
 )
@@ -23,6 +25,7 @@ from recommender.synth.config import SynthConfig
 from recommender.synth.generate import generate_world
 from recommender.synth.truth import load_truth
 from training.teams import (
+    CONFIDENT_SEARCH,
     TeamConfig,
     TeammateConfig,
     TeamSuccessModel,
@@ -159,6 +162,72 @@ def test_search_follows_the_model_and_keeps_sizes_and_groups() -> None:
                                                      teamwork_col=None, school=school)).sum()
     assert after_pred > before_pred + 1.0
     assert same_school_share(after) >= 0.5 > same_school_share(labels)
+
+
+def test_ensemble_search_takes_only_swaps_every_resampled_model_backs() -> None:
+    # History with a real schoolmate effect plus noise features: the confident search still regroups schools,
+    # never lowers any model's predicted total below the draft, and keeps sizes and groups.
+    rng = np.random.default_rng(3)
+    n_hist = 1200
+    history = pd.DataFrame(rng.random((n_hist, len(TEAM_FEATURES))), columns=list(TEAM_FEATURES))
+    history["event_idx"] = np.repeat(np.arange(n_hist // 6), 6)
+    signal = 2.0 * history["same_school"].to_numpy() + rng.normal(0.0, 0.3, n_hist)
+    cfg = TeamConfig(min_child_samples=10, num_leaves=4, monotone=False, ensemble=5, search_rounds=300,
+                     search_seconds=10.0)
+    model = TeamSuccessModel(cfg).fit(history, signal)
+    school = np.repeat(np.arange(6), 4)
+    skills = rng.random((24, 2))
+    labels = np.tile(np.arange(6), 4)
+    groups = np.array([None] * 24, dtype=object)
+    groups[[0, 6]] = "pair"
+    after = improve_teams(labels, skills, np.ones(2), model, groups=groups, school=school, config=cfg)
+    assert np.bincount(after).tolist() == np.bincount(labels).tolist() and after[0] == after[6]
+
+    def totals(lab: np.ndarray) -> np.ndarray:
+        x = padded_team_features(skills, padded_members(lab), np.ones(2), teamwork_col=None, school=school)
+        x[:, TEAM_FEATURES.index("mean_fit")] = float(skills.sum(axis=1).mean())
+        return model.strength_draws(x).sum(axis=1)
+
+    assert len(totals(labels)) == 5
+    assert (totals(after) >= totals(labels) - 1e-9).all() and totals(after).min() > totals(labels).max()
+
+    # Pure-noise history: models fitted on resampled events disagree, so the confident search moves far fewer
+    # people than the same search trusting the one model.
+    noise = rng.normal(0.0, 1.0, n_hist)
+    single = TeamSuccessModel(cfg.model_copy(update={"ensemble": 1})).fit(history, noise)
+    many = TeamSuccessModel(cfg).fit(history, noise)
+    moved_single = (improve_teams(labels, skills, np.ones(2), single, school=school, config=single.config)
+                    != labels).sum()
+    moved_many = (improve_teams(labels, skills, np.ones(2), many, school=school, config=cfg) != labels).sum()
+    assert moved_many < moved_single
+
+
+def test_confident_search_on_a_world_keeps_limits_groups_and_never_predicts_below_the_draft(
+        graph: AchievementsGraph, skills: np.ndarray) -> None:
+    model = fit_team_success(graph, CONFIDENT_SEARCH)
+    assert model is not None and len(model.strength_draws(np.zeros((1, len(TEAM_FEATURES))))) == 5
+    ev = graph.events[graph.events["team_max"].notna()].iloc[0]
+    need = event_competences(graph)[graph.event_index.get_loc(ev[Columns.Event])]
+    lo, hi = int(ev["team_min"]), int(ev["team_max"])
+    pos = np.random.default_rng(4).choice(graph.n_participants, 300, replace=False)
+    groups = np.array([None] * len(pos), dtype=object)
+    groups[:lo] = "asked"
+    tw, school = teamwork_column(graph), school_codes(graph)[pos]
+    cfg = CONFIDENT_SEARCH.model_copy(update={"search_seconds": 10.0, "search_rounds": 50})
+    draft = seed_teams(skills[pos], need, lo, hi, groups=groups, teamwork_col=tw)
+    formed = form_teams(skills[pos], need, lo, hi, groups=groups, teamwork_col=tw, model=model, school=school,
+                        ids=pos, config=cfg)
+    sizes = np.bincount(formed)
+    assert sizes.min() >= lo and sizes.max() <= hi and len(set(formed[:lo])) == 1
+
+    def totals(lab: np.ndarray) -> np.ndarray:  # what the search scores: every team at the pool's mean fit
+        x = padded_team_features(skills[pos], padded_members(lab), need, teamwork_col=tw, school=school, ids=pos)
+        level = float((skills[pos] @ need).mean())
+        x[:, TEAM_FEATURES.index("mean_fit")] = level
+        x[:, TEAM_FEATURES.index("complementarity")] = x[:, TEAM_FEATURES.index("coverage")] - level
+        return model.strength_draws(x).sum(axis=1)
+
+    assert (totals(formed) >= totals(draft) - 1e-9).all()
 
 
 def test_formation_beats_baselines_by_true_success(world: Path, graph: AchievementsGraph) -> None:
