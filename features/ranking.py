@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -76,8 +77,14 @@ class RankingContext:
     series_region_pop: sp.csr_matrix  # regions x series
     series_grade_pop: sp.csr_matrix  # grades x series
     format_level_pop: pd.Series
-    schoolmates_series: sp.csr_matrix  # participants x series
-    teammates_series: sp.csr_matrix  # participants x series
+    # Ties, kept as factors (schoolmates and teammates per series are products of these, made per block: for
+    # everyone at once they are the largest arrays by far, 160 MiB at 100,000 participants):
+    regions: pd.Index  # region names, sorted (positions are region_code)
+    school: np.ndarray  # organization position per participant (-1: none)
+    schools: pd.Index
+    school_series: sp.csr_matrix  # schools x series: members who took the series
+    participant_team: sp.csr_matrix  # participants x teams (binary)
+    team_participants: sp.csr_matrix  # teams x participants (binary)
     mentor_competences: sp.csr_matrix  # participants x competences (latest mentor)
     event_competence: sp.csr_matrix  # events x competences
     # Derived once per context, so that a request only indexes them:
@@ -251,30 +258,106 @@ def _cross(
     out = np.zeros((len(rows), len(cols)), dtype=dtype)
     if not len(cols):
         return out
-    sub = right_t[:, cols].astype(dtype, copy=False)
     for i, r in enumerate(rows):
         start, end = left.indptr[r], left.indptr[r + 1]
+        if start == end:
+            continue
+        # Only the row's own competences are gathered (a few of the matrix's rows, for the asked columns).
+        sub = right_t[left.indices[start:end]][:, cols].astype(dtype, copy=False)
         acc = out[i]
-        for k, v in zip(left.indices[start:end].tolist(), left.data[start:end], strict=True):
-            acc += v * sub[k]
+        for j, v in enumerate(left.data[start:end]):
+            acc += v * sub[j]
     return out
 
 
 
-def with_declared_interests(profile: sp.csr_matrix, graph: AchievementsGraph, has_history: np.ndarray
-                            ) -> sp.csr_matrix:
-    """The interest profile (L1 rows) with declared interests (sign-up form) mixed in: alone for those with no
-    history (cold start), at DECLARED_PRIOR beside a history's unit weight (what one does beats what one said).
+def with_declared_interests(profile: sp.csr_matrix, declared: sp.csr_matrix, has_history: np.ndarray,
+                            *, any_declared: bool | None = None) -> sp.csr_matrix:
+    """The interest profile (L1 rows) with declared interests (sign-up form, rows as `profile`'s) mixed in:
+    alone for those with no history (cold start), at DECLARED_PRIOR beside a history's unit weight (what one
+    does beats what one said).
 
     Mixed into the profile rather than given as a feature of its own: on the 20k world's cuts (September,
     November, February) a separate feature moved the re-ranker's NDCG@10 by -0.03..+0.02 from cut to cut,
     the mixed profile by 0..+0.04 for the cold who declared interests and never lowered the overall figure.
+    `any_declared` (whether anyone of the whole graph declared anything) keeps a block of rows on the path of
+    the whole matrix. Each row is computed from that row alone, in sorted column order.
     """
-    declared = _rows_normalized(graph.participant_interests())
-    if not declared.nnz:
-        return profile
+    declared = _rows_normalized(declared)
+    if not (declared.nnz if any_declared is None else any_declared):
+        return _canonical(profile)
     scale = np.where(has_history, DECLARED_PRIOR, 1.0).astype(np.float32)
-    return _rows_normalized(profile + sp.diags(scale) @ declared)
+    return _canonical(_rows_normalized(_canonical(profile) + _canonical(sp.csr_matrix(sp.diags(scale) @ declared))))
+
+
+def _canonical(m: sp.csr_matrix) -> sp.csr_matrix:
+    """Rows with sorted, distinct columns. scipy picks a sum's path by whether a whole matrix is canonical, and
+    the order of a row's entries sets the bits of sums over it: sorted rows make a row's values its own."""
+    m = sp.csr_matrix(m, copy=True)
+    m.sum_duplicates()
+    return m
+
+
+@dataclass(frozen=True)
+class _ParticipantRows:
+    """What the context holds per participant and reads of that participant's achievements only."""
+
+    profile: sp.csr_matrix
+    history_events: np.ndarray
+    reached_level: np.ndarray
+    format_share: np.ndarray
+    participant_series: sp.csr_matrix
+    participant_team: sp.csr_matrix
+    mentor_competences: sp.csr_matrix
+
+
+def _participant_rows(g: AchievementsGraph, now: pd.Timestamp, series: SeriesMap, positions: np.ndarray | None
+                      ) -> _ParticipantRows:
+    """Those rows for the participants at `positions` (sorted, distinct; None: everyone), each row computed the
+    same way whatever the block."""
+    a = g.achievements
+    p_all = a["participant_idx"].to_numpy()
+    pick: slice | np.ndarray
+    if positions is None:
+        n, local, pick = g.n_participants, p_all, slice(None)
+    else:
+        mask = np.isin(p_all, positions)
+        pick = np.flatnonzero(mask)
+        n, local = len(positions), np.searchsorted(positions, p_all[pick])
+    a_e = a["event_idx"].to_numpy()[pick]
+    n_e = g.n_events
+    age_days = (now - a[Columns.Date].iloc[pick]).dt.days.to_numpy(dtype=np.float64)
+    recency = np.power(0.5, age_days / INTEREST_HALF_LIFE_DAYS).astype(np.float32)
+    weighted_pe = sp.csr_matrix((recency, (local, a_e)), shape=(n, n_e))
+    history = np.bincount(local, minlength=n).astype(np.float64)
+    interests = g.participant_interests()
+    declared = interests if positions is None else interests[positions]
+    profile = with_declared_interests(_rows_normalized(weighted_pe @ g.event_competence()), declared, history > 0,
+                                      any_declared=bool(interests.nnz))
+
+    level = g.events["level_rank"].to_numpy(dtype=np.int64)
+    qualifying = a[Columns.Result].iloc[pick].isin(QUALIFYING_RESULTS).to_numpy()
+    reached = np.full(n, -1, dtype=np.int64)
+    np.maximum.at(reached, local[qualifying], level[a_e[qualifying]])
+
+    formats = g.events["format"].map({f: i for i, f in enumerate(EVENT_FORMATS)}).fillna(0).to_numpy(np.int64)
+    fmt_counts = np.zeros((n, len(EVENT_FORMATS)))
+    np.add.at(fmt_counts, (local, formats[a_e]), 1.0)
+    fmt_share = fmt_counts / np.maximum(history, 1.0)[:, None]
+
+    s_idx = series.of_event[a_e]
+    ps = sp.csr_matrix((np.ones(len(s_idx), np.float32), (local, s_idx)), shape=(n, series.n_series))
+    ps.sum_duplicates()
+    team_idx = a["team_idx"].to_numpy()[pick]
+    in_team = team_idx >= 0
+    team = sp.csr_matrix((np.ones(int(in_team.sum()), np.float32), (local[in_team], team_idx[in_team])),
+                         shape=(n, len(g.teams)))
+    team.data[:] = 1.0
+    return _ParticipantRows(
+        profile=profile, history_events=history, reached_level=reached, format_share=fmt_share,
+        participant_series=ps, participant_team=team,
+        mentor_competences=_latest_mentor_competences(g, positions, pick if isinstance(pick, np.ndarray) else None),
+    )
 
 
 def build_context(
@@ -290,118 +373,289 @@ def build_context(
     side = events if events is not None else event_side(g, now)
     if side.as_of != now or side.n_events != g.n_events:
         raise ValueError("the event side was built for another date or events table")
-    a = g.achievements
-    n_p, n_e = g.n_participants, g.n_events
-    p_idx = a["participant_idx"].to_numpy()
-    e_idx = a["event_idx"].to_numpy()
+    n_p = g.n_participants
     series = series_map(g)
-    s_idx = series.of_event[e_idx]
-
-    age_days = (now - a[Columns.Date]).dt.days.to_numpy(dtype=np.float64)
-    recency = np.power(0.5, age_days / INTEREST_HALF_LIFE_DAYS).astype(np.float32)
-    weighted_pe = sp.csr_matrix((recency, (p_idx, e_idx)), shape=(n_p, n_e))
-    history = np.bincount(p_idx, minlength=n_p).astype(np.float64)
-    profile = with_declared_interests(_rows_normalized(weighted_pe @ g.event_competence()), g, history > 0)
-
-    level = g.events["level_rank"].to_numpy(dtype=np.int64)
-    qualifying = a[Columns.Result].isin(QUALIFYING_RESULTS).to_numpy()
-    reached = np.full(n_p, -1, dtype=np.int64)
-    np.maximum.at(reached, p_idx[qualifying], level[e_idx[qualifying]])
-
-    formats = g.events["format"].map({f: i for i, f in enumerate(EVENT_FORMATS)}).fillna(0).to_numpy(np.int64)
-    fmt_counts = np.zeros((n_p, len(EVENT_FORMATS)))
-    np.add.at(fmt_counts, (p_idx, formats[e_idx]), 1.0)
-    fmt_share = fmt_counts / np.maximum(history, 1.0)[:, None]
-
+    rows = _participant_rows(g, now, series, None)
     p = g.participants
     settlement = (
         p["settlement_type"].map(SETTLEMENT_CODES).astype("Float64").fillna(-1).to_numpy(np.float64)
         if "settlement_type" in p.columns else np.full(n_p, -1.0)
     )
-    regions = p[Columns.Region].astype("string").fillna("") if Columns.Region in p.columns \
+    region_names = p[Columns.Region].astype("string").fillna("") if Columns.Region in p.columns \
         else pd.Series([""] * n_p)
-    region_codes, _ = pd.factorize(regions, sort=True)
+    region_codes, regions = pd.factorize(region_names, sort=True)
     grade = g.grades_at(now)
-    grade_codes = np.clip(np.nan_to_num(grade, nan=0.0), 0, 19).astype(np.int64)
-
-    ps = sp.csr_matrix((np.ones(len(a), np.float32), (p_idx, s_idx)), shape=(n_p, series.n_series))
-    ps.sum_duplicates()
-    taken = _binarize(ps)
-    series_pop = np.asarray(taken.sum(axis=0)).ravel()
-    region_onehot = sp.csr_matrix(
-        (np.ones(n_p, np.float32), (region_codes, np.arange(n_p))), shape=(int(region_codes.max()) + 1, n_p)
+    if Columns.Organization in p.columns:
+        school, schools = pd.factorize(p[Columns.Organization].astype("string"))
+    else:
+        school, schools = np.full(n_p, -1, np.int64), pd.Index([], dtype="string")
+    taken = _binarize(rows.participant_series)
+    team = rows.participant_team
+    return _assemble(
+        g, now, side, series, rows, settlement=settlement, grade=grade, region_code=region_codes.astype(np.int64),
+        regions=pd.Index(regions), school=school.astype(np.int64), schools=pd.Index(schools),
+        series_pop=np.asarray(taken.sum(axis=0)).ravel(),
+        series_region_pop=_group_sums(region_codes, max(len(regions), 1), taken),
+        series_grade_pop=_group_sums(_grade_codes(grade), 20, taken),
+        school_series=_group_sums(school, max(len(schools), 1), taken),
+        team_participants=team.T.tocsr(),
     )
-    grade_onehot = sp.csr_matrix((np.ones(n_p, np.float32), (grade_codes, np.arange(n_p))), shape=(20, n_p))
-    per_event = np.bincount(e_idx, minlength=n_e).astype(np.float64)
-    fl = (g.events["format"].astype(str) + "/" + g.events["level"].astype(str)).to_numpy()
+
+
+def _grade_codes(grade: np.ndarray) -> np.ndarray:
+    return np.clip(np.nan_to_num(grade, nan=0.0), 0, 19).astype(np.int64)
+
+
+def _group_sums(codes: np.ndarray, n_groups: int, taken: sp.csr_matrix) -> sp.csr_matrix:
+    """groups x series: participants of each group (code; -1: none) who took each series."""
+    known = codes >= 0
+    onehot = sp.csr_matrix((np.ones(int(known.sum()), np.float32), (codes[known], np.flatnonzero(known))),
+                           shape=(n_groups, len(codes)))
+    return sp.csr_matrix(onehot @ taken)
+
+
+def _profile_derived(profile: sp.csr_matrix) -> tuple[L2Rows, np.ndarray, np.ndarray]:
+    """L2 rows, strongest competence (0 when empty) and whether there is a profile, per row of the profile."""
+    # argmax sorts a matrix's indices in place: on a copy, so that the profile keeps its order of sums.
+    return (L2Rows.of(profile), np.asarray(profile.copy().argmax(axis=1)).ravel(),
+            np.asarray(profile.sum(axis=1)).ravel() > 0)
+
+
+def _assemble(g: AchievementsGraph, now: pd.Timestamp, side: EventSide, series: SeriesMap, rows: _ParticipantRows,
+              derived: tuple[L2Rows, np.ndarray, np.ndarray] | None = None, **shared: Any) -> RankingContext:
+    """The context from its per-participant rows and the counts over participants; what is derived once."""
+    # Participations per event: the graph keeps the count, and carries it over its fold-ins.
+    per_event = np.asarray(g.registrations_per_event, dtype=np.float64)
+    fl = side.format_level
     started = (g.events[Columns.StartDate] < now).to_numpy()
     format_level_pop = pd.Series(per_event[started], index=fl[started]).groupby(level=0).mean()
-
-    # Ties: schoolmates (same organization) and former teammates.
-    if Columns.Organization in p.columns:
-        school_codes, schools = pd.factorize(p[Columns.Organization].astype("string"))
-        known = school_codes >= 0
-        school = sp.csr_matrix(
-            (np.ones(int(known.sum()), np.float32), (np.flatnonzero(known), school_codes[known])),
-            shape=(n_p, max(len(schools), 1)),
-        )
-        schoolmates_series = school @ (school.T @ taken) - taken.multiply(school.sum(axis=1))
-    else:
-        schoolmates_series = sp.csr_matrix((n_p, series.n_series), dtype=np.float32)
-    team = g.participant_team()
-    mates = (team @ team.T).tocsr()
-    mates.setdiag(0)
-    mates.eliminate_zeros()
-    teammates_series = _binarize(mates) @ taken
-
-    mentor_comp = _latest_mentor_competences(g)
     event_series = np.asarray(series.index.get_indexer(side.series_key))
     seen = event_series >= 0
-    # argmax sorts a matrix's indices in place: on a copy, so that the profile keeps its order of sums.
-    top_competence = np.asarray(profile.copy().argmax(axis=1)).ravel()
+    profile = rows.profile
+    profile_l2, top_competence, has_profile = derived if derived is not None else _profile_derived(profile)
+    series_pop = shared["series_pop"]
     return RankingContext(
-        as_of=now, series=series, profile=profile, history_events=history, reached_level=reached,
-        qualified=g.qualified(), participant_series=ps, format_share=fmt_share, settlement=settlement,
-        grade=grade, region_code=region_codes, series_pop=series_pop,
-        series_region_pop=(region_onehot @ taken).tocsr(), series_grade_pop=(grade_onehot @ taken).tocsr(),
-        format_level_pop=format_level_pop, schoolmates_series=sp.csr_matrix(schoolmates_series),
-        teammates_series=sp.csr_matrix(teammates_series), mentor_competences=mentor_comp,
-        event_competence=g.event_competence(),
-        events=side, profile_l2=L2Rows.of(profile), top_competence=top_competence,
-        has_profile=np.asarray(profile.sum(axis=1)).ravel() > 0, event_series=event_series,
+        as_of=now, series=series, profile=profile, history_events=rows.history_events,
+        reached_level=rows.reached_level, qualified=g.qualified(), participant_series=rows.participant_series,
+        format_share=rows.format_share, format_level_pop=format_level_pop,
+        participant_team=rows.participant_team, mentor_competences=rows.mentor_competences,
+        event_competence=g.event_competence(), events=side, profile_l2=profile_l2,
+        top_competence=top_competence, has_profile=has_profile, event_series=event_series,
         event_series_popularity=_log1p(series_pop[np.where(seen, event_series, 0)]) * seen,
         event_format_popularity=_log1p(format_level_pop.reindex(side.format_level).fillna(0.0).to_numpy()),
+        **shared,
     )
 
 
-def _latest_mentor_competences(g: AchievementsGraph) -> sp.csr_matrix:
-    """Competences of the mentor of each participant's latest mentored team (empty rows: no mentor)."""
+def _with_rows(m: sp.csr_matrix, positions: np.ndarray, rows: sp.csr_matrix, n_rows: int) -> sp.csr_matrix:
+    """`m` grown to `n_rows` rows (empty ones appended) with its rows at `positions` (sorted) replaced by `rows`,
+    every other row's entries kept as stored: one copy of the arrays, in slices between the replaced rows."""
+    old_n = m.shape[0]
+    lengths = np.zeros(n_rows, np.int64)
+    lengths[:old_n] = np.diff(m.indptr)
+    lengths[positions] = np.diff(rows.indptr)
+    indptr = np.concatenate([[0], np.cumsum(lengths)])
+    indices, data = [], []
+    done = 0  # old rows copied up to here
+    for i, row in enumerate(positions.tolist()):
+        if row > done and done < old_n:
+            a, b = m.indptr[done], m.indptr[min(row, old_n)]
+            indices.append(m.indices[a:b])
+            data.append(m.data[a:b])
+        a, b = rows.indptr[i], rows.indptr[i + 1]
+        indices.append(rows.indices[a:b])
+        data.append(rows.data[a:b])
+        done = row + 1
+    if done < old_n:
+        indices.append(m.indices[m.indptr[done]:])
+        data.append(m.data[m.indptr[done]:])
+    index_dtype = np.result_type(m.indices.dtype, rows.indices.dtype)
+    return sp.csr_matrix((np.concatenate(data).astype(m.dtype, copy=False) if data else np.zeros(0, m.dtype),
+                          np.concatenate(indices).astype(index_dtype, copy=False) if indices
+                          else np.zeros(0, index_dtype), indptr), shape=(n_rows, m.shape[1]))
+
+
+def _replaced(values: np.ndarray, positions: np.ndarray, rows: np.ndarray, n_rows: int) -> np.ndarray:
+    out = np.zeros((n_rows, *values.shape[1:]), dtype=values.dtype)
+    out[: len(values)] = values
+    out[positions] = rows
+    return out
+
+
+def patch_context(ctx: RankingContext, graph: AchievementsGraph, participants: np.ndarray) -> RankingContext:
+    """The context of `graph`, a graph that differs from the context's by the rows of `participants` (positions
+    in `graph`; participants added at the end count as changed): their rows recomputed, counts over participants
+    moved by their change, every other array shared. Equal to `build_context(graph, ctx.as_of, ctx.events)`.
+
+    Raises ValueError when the change needs a rebuild (another events table, a region no participant had).
+    """
+    now = ctx.as_of
+    g = graph
+    side = ctx.events
+    if not g.known_before(now) or side.n_events != g.n_events:
+        raise ValueError("the graph was cut or has other events: rebuild the context")
+    old_n, n_p = len(ctx.history_events), g.n_participants
+    positions = np.unique(np.concatenate([np.asarray(participants, np.int64), np.arange(old_n, n_p)]))
+    if old_n > n_p or (len(positions) and positions[-1] >= n_p):
+        raise ValueError("participants outside the graph: rebuild the context")
+    rows = _participant_rows(g, now, ctx.series, positions)
+    old = positions[positions < old_n]
+    fresh = positions[positions >= old_n]
+    p = g.participants.iloc[fresh]
+    settlement, grade, region_code, school = ctx.settlement, ctx.grade, ctx.region_code, ctx.school
+    schools = ctx.schools
+    if len(fresh):
+        settlement = np.concatenate([settlement, (
+            p["settlement_type"].map(SETTLEMENT_CODES).astype("Float64").fillna(-1).to_numpy(np.float64)
+            if "settlement_type" in p.columns else np.full(len(fresh), -1.0))])
+        grade = np.concatenate([grade, g.grades_at(now, fresh)])
+        names = p[Columns.Region].astype("string").fillna("").to_numpy(str) if Columns.Region in p.columns \
+            else np.full(len(fresh), "")
+        codes = ctx.regions.get_indexer(names)
+        if (codes < 0).any():
+            raise ValueError("a new participant's region changes the region codes: rebuild the context")
+        region_code = np.concatenate([region_code, codes.astype(np.int64)])
+        if Columns.Organization in p.columns:
+            orgs = p[Columns.Organization].astype("string")
+            unseen = orgs[orgs.notna() & ~orgs.isin(schools)].unique()
+            schools = schools.append(pd.Index(unseen, dtype=schools.dtype)) if len(unseen) else schools
+            school = np.concatenate([school, np.asarray(schools.get_indexer(orgs.fillna("\x00")), np.int64)])
+        else:
+            school = np.concatenate([school, np.full(len(fresh), -1, np.int64)])
+    # Counts over participants move by the change of the changed participants' taken series.
+    before = _binarize(ctx.participant_series[old])
+    after = _binarize(rows.participant_series)
+    delta = sp.csr_matrix(after - sp.vstack([before, sp.csr_matrix((len(fresh), after.shape[1]), dtype=np.float32)]))
+
+    def moved(counts: sp.csr_matrix, codes: np.ndarray, n_groups: int) -> sp.csr_matrix:
+        grown = counts if n_groups == counts.shape[0] else sp.vstack(
+            [counts, sp.csr_matrix((n_groups - counts.shape[0], counts.shape[1]), dtype=counts.dtype)], format="csr")
+        out = sp.csr_matrix(grown + _group_sums(codes, n_groups, delta))
+        out.eliminate_zeros()
+        return out
+
+    series_pop = ctx.series_pop + np.asarray(delta.sum(axis=0)).ravel()
+    participant_series = _with_rows(ctx.participant_series, positions, rows.participant_series, n_p)
+    participant_team = _with_rows(ctx.participant_team, positions, rows.participant_team, n_p)
+    patched = _ParticipantRows(
+        profile=_with_rows(ctx.profile, positions, rows.profile, n_p),
+        history_events=_replaced(ctx.history_events, positions, rows.history_events, n_p),
+        reached_level=_replaced(ctx.reached_level, positions, rows.reached_level, n_p),
+        format_share=_replaced(ctx.format_share, positions, rows.format_share, n_p),
+        participant_series=participant_series, participant_team=participant_team,
+        mentor_competences=_with_rows(ctx.mentor_competences, positions, rows.mentor_competences, n_p),
+    )
+    l2, top, has = _profile_derived(rows.profile)
+    old_l2 = ctx.profile_l2
+    if not (l2.sorted_rows.all() and old_l2.sorted_rows.all()):
+        raise ValueError("profile rows out of column order: rebuild the context")
+    canonical = _with_rows(old_l2.canonical, positions, l2.canonical, n_p)
+    derived = (L2Rows(np.ones(n_p, bool), canonical, canonical), _replaced(ctx.top_competence, positions, top, n_p),
+               _replaced(ctx.has_profile, positions, has, n_p))
+    return _assemble(
+        g, now, side, ctx.series, patched, derived, settlement=settlement, grade=grade, region_code=region_code,
+        regions=ctx.regions, school=school, schools=schools, series_pop=series_pop,
+        series_region_pop=moved(ctx.series_region_pop, region_code[positions], ctx.series_region_pop.shape[0]),
+        series_grade_pop=moved(ctx.series_grade_pop, _grade_codes(grade[positions]), 20),
+        school_series=moved(ctx.school_series, school[positions], max(len(schools), 1)),
+        team_participants=participant_team.T.tocsr(),
+    )
+
+
+def _latest_mentor_competences(g: AchievementsGraph, positions: np.ndarray | None = None,
+                               their_rows: np.ndarray | None = None) -> sp.csr_matrix:
+    """Competences of the mentor of each participant's latest mentored team (empty rows: no mentor); the rows of
+    the participants at `positions` (sorted) only, when given (`their_rows`: their achievement rows, if known)."""
     from recommender.aif.parsing import parse_weighted
 
     n_c = len(g.competence_index)
-    empty = sp.csr_matrix((g.n_participants, n_c), dtype=np.float32)
+    n = g.n_participants if positions is None else len(positions)
+    empty = sp.csr_matrix((n, n_c), dtype=np.float32)
     if Columns.Mentor not in g.teams.columns or not len(g.mentors) or not len(g.teams):
         return empty
-    a = g.achievements[g.achievements["team_idx"] >= 0]
-    mentor_of_team = g.teams[Columns.Mentor].astype("string").to_numpy(dtype=object)[a["team_idx"].to_numpy()]
+    a = g.achievements
+    team_idx = a["team_idx"].to_numpy()
+    owner = a["participant_idx"].to_numpy()
+    if positions is None:
+        pick = np.flatnonzero(team_idx >= 0)
+    else:
+        pick = their_rows if their_rows is not None else np.flatnonzero(np.isin(owner, positions))
+        pick = pick[team_idx[pick] >= 0]
+    mentor_of_team = g.teams[Columns.Mentor].iloc[team_idx[pick]].astype("string").to_numpy(dtype=object)
     has = pd.notna(mentor_of_team)
-    a = a.loc[has, ["participant_idx", Columns.Date]].assign(mentor=mentor_of_team[has])
-    if not len(a):
+    pick = pick[has]
+    if not len(pick):
         return empty
-    latest = a.sort_values(Columns.Date).groupby("participant_idx").tail(1)
+    rows_ = pd.DataFrame({"participant_idx": owner[pick], Columns.Date: a[Columns.Date].to_numpy()[pick],
+                          "mentor": mentor_of_team[has].astype(str)})
+    # A stable sort: among rows of one date the latest in the frame wins, in any block of participants.
+    latest = rows_.sort_values(Columns.Date, kind="stable").groupby("participant_idx").tail(1)
     comp_pos = {c: i for i, c in enumerate(g.competence_index)}
-    mentor_rows: dict[str, list[tuple[int, float]]] = {}
-    for mid, text in zip(g.mentors[Columns.Mentor].astype(str), g.mentors["competences"].astype("string"),
-                         strict=True):
-        mentor_rows[mid] = [(comp_pos[c], w) for c, w in parse_weighted(str(text)) if c in comp_pos] \
-            if isinstance(text, str) else []
+    mentors = pd.Series(g.mentors["competences"].astype("string").to_numpy(dtype=object),
+                        index=g.mentors[Columns.Mentor].astype(str).to_numpy())
+    mentors = mentors[~mentors.index.duplicated(keep="last")]
+    needed = pd.unique(latest["mentor"].to_numpy())
+    texts = mentors.reindex(needed)
+    mentor_rows: dict[str, list[tuple[int, float]]] = {
+        mid: [(comp_pos[c], w) for c, w in parse_weighted(str(text)) if c in comp_pos] if isinstance(text, str) else []
+        for mid, text in zip(needed, texts.to_numpy(), strict=True)
+    }
     rows, cols, vals = [], [], []
-    for p, mid in zip(latest["participant_idx"].to_numpy(), latest["mentor"].astype(str), strict=True):
+    owners = latest["participant_idx"].to_numpy()
+    if positions is not None:
+        owners = np.searchsorted(positions, owners)
+    for p, mid in zip(owners, latest["mentor"], strict=True):
         for c, w in mentor_rows.get(mid, []):
             rows.append(p)
             cols.append(c)
             vals.append(w)
-    return sp.csr_matrix((np.asarray(vals, np.float32), (rows, cols)), shape=(g.n_participants, n_c))
+    return sp.csr_matrix((np.asarray(vals, np.float32), (rows, cols)), shape=(n, n_c))
+
+
+def _taken(ctx: RankingContext, rows: np.ndarray, series: np.ndarray) -> np.ndarray:
+    """Dense float32 [rows x series]: 1 where the participant took the series."""
+    return (_take(ctx.participant_series, rows, series) > 0).astype(np.float32)
+
+
+def _schoolmates_series(ctx: RankingContext, p: np.ndarray, series: np.ndarray) -> np.ndarray:
+    """Schoolmates (same organization, oneself left out) who took each series: float32 [p x series]."""
+    school = ctx.school[p]
+    known = school >= 0
+    out = _take(ctx.school_series, np.where(known, school, 0), series)
+    out -= _taken(ctx, p, series)
+    out[~known] = 0.0
+    return out
+
+
+def _row_entries(m: sp.csr_matrix, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(position in `rows`, column) of every stored entry of those rows of `m`."""
+    starts = m.indptr[rows]
+    counts = m.indptr[rows + 1] - starts
+    total = int(counts.sum())
+    pos = np.repeat(starts - (np.cumsum(counts) - counts), counts) + np.arange(total)
+    return np.repeat(np.arange(len(rows)), counts), m.indices[pos]
+
+
+def _teammates_series(ctx: RankingContext, p: np.ndarray, series: np.ndarray) -> np.ndarray:
+    """Former teammates (anyone who shared a team, oneself left out) who took each series: float32 [p x series].
+
+    Counted from the team memberships of the block's participants, so no participants x series product is
+    kept; the counts are whole numbers, so any order of summing gives the same float32 values.
+    """
+    owner, team = _row_entries(ctx.participant_team, p)
+    at, mate = _row_entries(ctx.team_participants, team)
+    owner = owner[at]
+    pairs = np.unique(owner * np.int64(ctx.team_participants.shape[1]) + mate)
+    owner, mate = np.divmod(pairs, np.int64(ctx.team_participants.shape[1]))
+    alone = mate != p[owner]
+    owner, mate = owner[alone], mate[alone]
+    which, took = _row_entries(ctx.participant_series, mate)
+    n_s = ctx.participant_series.shape[1]
+    if len(p) * n_s <= DENSE_GATHER_CELLS:  # a request: one count per series, no sparse matrix built
+        dense = np.bincount(owner[which] * np.int64(n_s) + took, minlength=len(p) * n_s)
+        return dense.reshape(len(p), n_s)[:, series].astype(np.float32)
+    counts = sp.csr_matrix((np.ones(len(took), np.float32), (owner[which], took)), shape=(len(p), n_s))
+    return _take(counts, np.arange(len(p)), series)
 
 
 def pair_features(
@@ -465,8 +719,8 @@ def pair_features(
     grade_codes = np.clip(np.nan_to_num(ctx.grade[p], nan=0.0), 0, 19).astype(np.int64)
     set_("series_popularity_grade", _log1p(_take(ctx.series_grade_pop, grade_codes, s_safe)) * mask_seen)
     set_("format_popularity", ctx.event_format_popularity[e][None, :])
-    set_("schoolmates_series", _log1p(_take(ctx.schoolmates_series, p, s_safe)) * mask_seen)
-    set_("teammates_series", _log1p(_take(ctx.teammates_series, p, s_safe)) * mask_seen)
+    set_("schoolmates_series", _log1p(_schoolmates_series(ctx, p, s_safe)) * mask_seen)
+    set_("teammates_series", _log1p(_teammates_series(ctx, p, s_safe)) * mask_seen)
     set_("mentor_fit", _cross(ctx.mentor_competences, p, side.competence, side.competence_t, e))
     set_("weeks_to_start", side.weeks_to_start[e][None, :])
     grade = ctx.grade[p].astype(np.float32)

@@ -7,6 +7,7 @@ from datetime import date
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from recommender.graph import AchievementsGraph, day_number
 
@@ -83,14 +84,30 @@ def eligibility_mask(
         full = ~np.isnan(capacity) & (graph.registrations_per_event[e] >= capacity)
         mask &= ~full[None, :]
 
-    pe = graph.participant_event()[p][:, e]
-    mask &= pe.toarray() == 0
+    pe = graph.participant_event()
+    if len(p) == 1:  # a request: the participant's own row, no sparse slicing (1 ms at 1,000,000 participants)
+        mask &= ~np.isin(e, _row_columns(pe, int(p[0])))[None, :]
+    else:
+        mask &= pe[p][:, e].toarray() == 0
 
     if check_stage:
         parents = ev.parent[e]
         mask[:, parents == -2] = False  # a previous stage missing from the graph cannot be qualified for
         staged = np.flatnonzero(parents >= 0)
         if len(staged):
-            q = graph.qualified()[p][:, parents[staged]].toarray() > 0
+            if len(p) == 1:
+                q = np.isin(parents[staged], _row_columns(graph.qualified(), int(p[0])))[None, :]
+            else:
+                q = graph.qualified()[p][:, parents[staged]].toarray() > 0
             mask[:, staged] &= q
     return mask
+
+
+def _row_columns(m: sp.csr_matrix, row: int) -> np.ndarray:
+    """Columns of a row's positive entries (duplicates summed first, as `toarray` would)."""
+    start, end = m.indptr[row], m.indptr[row + 1]
+    cols, data = m.indices[start:end], m.data[start:end]
+    if not m.has_canonical_format:
+        cols, inverse = np.unique(cols, return_inverse=True)
+        data = np.bincount(inverse, weights=data, minlength=len(cols))
+    return cols[data > 0]

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from functools import cached_property
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,9 @@ from recommender.columns import IDENTITY_FIELDS, LEVEL_RANK, RESULT_RANK, Column
 # Events are known this long before they start (announcement); as_of(d) keeps no event announced later.
 ANNOUNCE_DAYS = 365
 QUALIFYING_RESULTS = ("finalist", "prize_winner", "winner")
+# The values of an achievement that may change after it is stored (its participant, event and role never do).
+REVISED_FIELDS = (Columns.Result, Columns.Date, Columns.Score, Columns.Rank, Columns.Team, "verified",
+                  Columns.Achievement)
 TABLE_NAMES = (
     "participants",
     "events",
@@ -441,33 +445,56 @@ class AchievementsGraph:
         """This graph plus new achievement rows (and the new participants they need), without a rebuild.
 
         `rows` carry the AIF achievement fields; every row must name an event of the graph and a
-        participant of the graph or of `participants` (rows as `participants` holds them). Rows already
-        in the graph (same participant, event and role) are left out, so folding the same row twice
-        changes nothing. The new graph shares the events side (tables, rule arrays, competence matrix,
-        series) and gets the participant-side matrices patched by inserting the new entries: the cost is
-        a few copies of flat arrays, milliseconds where a rebuild takes seconds. The rows are live
-        (`live_rows`): a cut on the day they are dated keeps them, so `known_before(today)` still holds
-        after a fold-in of today's registration and requests never copy the graph to cut it.
+        participant of the graph or of `participants` (rows as `participants` holds them). A row whose
+        participant, event and role the graph holds already with the same values is left out, so folding
+        the same row twice changes nothing; one whose values differ (a result upgraded from registered to
+        winner) replaces the graph's row. The new graph shares the events side (tables, rule arrays,
+        competence matrix, series) and gets the participant-side matrices patched by inserting the new
+        entries: the cost is a few copies of flat arrays, milliseconds where a rebuild takes seconds. The
+        rows are live (`live_rows`): a cut on the day they are dated keeps them, so `known_before(today)`
+        still holds after a fold-in of today's registration and requests never copy the graph to cut it.
         """
+        return self.fold_achievements(rows, participants=participants)[0]
+
+    def fold_achievements(
+        self, rows: pd.DataFrame, *, participants: pd.DataFrame | None = None
+    ) -> tuple[AchievementsGraph, int, int]:
+        """`with_achievements`, with the number of rows added and of rows replaced."""
         graph = self._with_participants(participants) if participants is not None and len(participants) else self
-        new = graph._new_achievement_rows(rows)
+        new, replaces = graph._new_achievement_rows(rows)
         if not len(new):
-            return graph
-        achievements = pd.concat([graph.achievements, new], ignore_index=True)
-        achievements = _compact_chunks(achievements)
-        out = replace(graph, achievements=achievements, live_rows=graph.live_rows + len(new), _cache={})
+            return graph, 0, 0
+        old = graph.achievements
+        replacing = replaces >= 0
+        gone = np.sort(replaces[replacing])
+        # The replaced rows leave the frame (slices between them are views) and their new values join the
+        # live rows at the end: one copy of the frame, as an append alone costs.
+        bounds = [-1, *gone.tolist(), len(old)]
+        pieces = [old.iloc[a + 1:b] for a, b in pairwise(bounds) if b > a + 1]
+        achievements = _compact_chunks(pd.concat([*pieces, new], ignore_index=True))
+        live_gone = int((gone >= len(old) - graph.live_rows).sum())
+        out = replace(graph, achievements=achievements, live_rows=graph.live_rows - live_gone + len(new), _cache={})
         p, e = new["participant_idx"].to_numpy(np.int64), new["event_idx"].to_numpy(np.int64)
+        added = ~replacing
         shape = (out.n_participants, out.n_events)
+        old_rank = np.zeros(len(new), dtype=np.float32)
+        old_rank[replacing] = old["result_rank"].to_numpy()[replaces[replacing]]
+        won = new[Columns.Result].isin(QUALIFYING_RESULTS).to_numpy()
+        was_won = np.zeros(len(new), dtype=bool)
+        was_won[replacing] = old[Columns.Result].iloc[replaces[replacing]].isin(QUALIFYING_RESULTS).to_numpy()
         for key, matrix in list(graph._cache.items()):  # request threads may be filling it
             if key in ("ec", "pi"):
                 out._cache[key] = matrix  # events x competences, declared interests: neither changed
             elif key == "peTrue":
+                # A replaced row's entry moves by the change of its result weight; a new row adds its weight.
                 weights = 1.0 + np.maximum(new["result_rank"].to_numpy(np.float32), 0)
+                weights[replacing] -= 1.0 + np.maximum(old_rank[replacing], 0)
                 out._cache[key] = _csr_with_entries(matrix, p, e, weights, shape)
             elif key == "peFalse":
-                out._cache[key] = _csr_with_entries(matrix, p, e, np.ones(len(p), np.float32), shape)
-            elif key == "qualified":
-                won = new[Columns.Result].isin(QUALIFYING_RESULTS).to_numpy()
+                out._cache[key] = _csr_with_entries(matrix, p[added], e[added], np.ones(int(added.sum()), np.float32),
+                                                    shape)
+            elif key == "qualified" and not (was_won & ~won).any():
+                # (A result that stops qualifying drops the matrix: rebuilt from the rows when first asked for.)
                 out._cache[key] = _csr_with_entries(
                     matrix, p[won], e[won], np.ones(int(won.sum()), np.float32), shape, binary=True
                 )
@@ -480,18 +507,22 @@ class AchievementsGraph:
                 out.__dict__[name] = cached[name]
         if "registrations_per_event" in cached:
             out.__dict__["registrations_per_event"] = cached["registrations_per_event"] + np.bincount(
-                e, minlength=graph.n_events
+                e[added], minlength=graph.n_events
             )
+        # A replaced row's old date may stay counted as the newest: `known_before` then errs on the safe side.
         newest = pd.Timestamp(new[Columns.Date].max())
         base, live = graph._latest_dates
         out.__dict__["_latest_dates"] = (base, newest if live is None else max(live, newest))
         latest = graph.latest_date
         out.__dict__["latest_date"] = newest if latest is None else max(latest, newest)
-        return out
+        return out, int(added.sum()), int(replacing.sum())
 
-    def _new_achievement_rows(self, rows: pd.DataFrame) -> pd.DataFrame:
-        """`rows` as this graph's achievement frame holds them (columns, dtypes, positions), minus known ones.
+    def _new_achievement_rows(self, rows: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """`rows` as this graph's achievement frame holds them (columns, dtypes, positions), minus known ones,
+        and for each the position of the graph row it replaces (-1 for a new row).
 
+        A row is known when the graph holds its participant, event and role; it replaces the graph's row
+        when one of its values (REVISED_FIELDS) differs. Within `rows` the first row of a key counts.
         Written for a handful of rows at a time: plain loops and one frame construction, never a scan of
         the graph's rows beyond those of the participants whose (participant, event) pair is taken already.
         """
@@ -502,19 +533,28 @@ class AchievementsGraph:
             raise ValueError(f"{int(((p < 0) | (e < 0)).sum())} rows refer to participants or events missing from"
                              " the graph")
         roles = rows[Columns.Role].astype(str).tolist()
-        known: set[tuple[int, int, str]] = set()
+        known: dict[tuple[int, int, str], int] = {}
         taken = np.asarray(self.participant_event()[p, e]).ravel() > 0
+        a = self.achievements
         if taken.any():
             # Only the participants concerned are scanned, for the role (a person may be contestant and volunteer).
-            a = self.achievements
-            mine = a[a["participant_idx"].isin(p[taken])]
-            known = set(zip(mine["participant_idx"].tolist(), mine["event_idx"].tolist(),
-                            mine[Columns.Role].astype(str).tolist(), strict=True))
-        keep = []
+            positions = np.flatnonzero(a["participant_idx"].isin(p[taken]).to_numpy())
+            mine = a.iloc[positions]
+            known = dict(zip(zip(mine["participant_idx"].tolist(), mine["event_idx"].tolist(),
+                                 mine[Columns.Role].astype(str).tolist(), strict=True), positions.tolist(),
+                             strict=True))
+        compared = [c for c in REVISED_FIELDS if c in rows.columns and c in a.columns]
+        keep: list[int] = []
+        replaces: list[int] = []
+        seen: set[tuple[int, int, str]] = set()
         for i, key in enumerate(zip(p.tolist(), e.tolist(), roles, strict=True)):
-            if key not in known:
-                known.add(key)
+            if key in seen:
+                continue
+            seen.add(key)
+            at = known.get(key)
+            if at is None or any(not _same_value(rows[c].iat[i], a[c].iat[at]) for c in compared):
                 keep.append(i)
+                replaces.append(-1 if at is None else at)
         index = np.asarray(keep, dtype=np.int64)
         base = self.achievements
         derived = {
@@ -535,7 +575,7 @@ class AchievementsGraph:
                 columns[str(name)] = pd.array([None] * len(index), dtype=dtype)
         for name, values in derived.items():
             columns.setdefault(name, values)
-        return pd.DataFrame(columns, index=pd.RangeIndex(len(index)))
+        return pd.DataFrame(columns, index=pd.RangeIndex(len(index))), np.asarray(replaces, dtype=np.int64)
 
     def _team_positions(self, rows: pd.DataFrame, index: np.ndarray) -> np.ndarray:
         out = np.full(len(index), -1, dtype=np.int32)
@@ -585,6 +625,14 @@ class AchievementsGraph:
         out.__dict__["participant_index"] = self.participant_index.append(pd.Index(rows[Columns.Participant]
                                                                                    .astype(str)))
         return out
+
+
+def _same_value(a: object, b: object) -> bool:
+    """Two cells hold the same value (both unknown counts as the same)."""
+    a_missing, b_missing = bool(pd.isna(a)), bool(pd.isna(b))
+    if a_missing or b_missing:
+        return a_missing and b_missing
+    return bool(a == b)
 
 
 def _weighted_matrix(frame: pd.DataFrame, column: str, vocabulary: pd.Index) -> sp.csr_matrix:

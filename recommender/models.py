@@ -47,6 +47,15 @@ class ScoreExplainer(Protocol):
         ...
 
 
+@runtime_checkable
+class GraphFollower(Protocol):
+    """A model that keeps state per graph and can carry it over a fold-in instead of rebuilding it."""
+
+    def graph_folded(self, before: AchievementsGraph, after: AchievementsGraph, participants: np.ndarray) -> None:
+        """`after` is `before` with achievement rows of `participants` (positions in `after`) folded in."""
+        ...
+
+
 def empty_recommendations() -> pd.DataFrame:
     return pd.DataFrame(
         {

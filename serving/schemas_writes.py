@@ -48,6 +48,19 @@ class WriteOut(BaseModel):
     rejected_items: list[RejectedItemOut]
 
 
+class AchievementsWriteOut(WriteOut):
+    """What became of the posted achievements: `accepted` counts the items stored now, as new rows (`stored`)
+    or as changes to a stored row of the same participant, event and role (`updated`, e.g. registered ->
+    winner: a known value replaces the stored one). An item that would change nothing is a duplicate,
+    and so is a registration posted after that achievement's result."""
+
+    accepted: int = Field(..., description="stored now: `stored + updated`")
+    duplicates: int = Field(..., description="already stored as posted (same id or natural key, nothing new), or "
+                                             "a registration posted after the result; nothing changed")
+    stored: int = Field(0, description="new achievements stored")
+    updated: int = Field(0, description="stored achievements whose values the item changed (e.g. a result upgrade)")
+
+
 class FeedbackIn(BaseModel):
     """What a participant did with a suggestion: saw it, clicked it, registered through it."""
 

@@ -1,7 +1,7 @@
 """Post achievements from many concurrent clients and check each is stored exactly once; print throughput.
 
 Usage: python experiments/benchmarks/bench_concurrent_achievements.py [--achievements 10000] [--clients 32]
-       [--batch 50] [--copies 2] [--workers 2] [--store URL] [--app URL --key KEY]
+       [--batch 50] [--copies 2] [--workers 2] [--upgrades 0.2] [--store URL] [--app URL --key KEY]
 
 In-process (default): a fresh SQLite store (or the database `--store` names; seeded when it holds no
 participants) gets a synthetic crowd, `--workers` app instances (each its own graph, as
@@ -9,12 +9,16 @@ participants) gets a synthetic crowd, `--workers` app instances (each its own gr
 `--app URL --key KEY` the clients post to a running service over HTTP instead; `--store` must then name
 that service's database (participants and events are read from it, and the stored rows are counted in it).
 Every achievement is posted `--copies` times by different clients in overlapping windows, so half the posts
-(with the default 2) race against a copy of themselves.
+(with the default 2) race against a copy of themselves. Achievements are registrations; with `--upgrades F`
+a share F of them is also posted (as often) with its result (winner, same id and natural key) by other
+clients at the same time, so a result races its registration: whichever lands first, the key must end as
+one row holding the result.
 
-Prints JSON: achievements posted and unique, accepted and duplicate counts summed over the answers, rows
-stored (by the run's achievement ids and by natural key), whether each is stored exactly once, wall seconds,
-unique achievements stored per second, POST latency (p50, p95), and in-process whether every worker's graph
-holds each row once after its next read.
+Prints JSON: achievements posted and unique, accepted (stored and updated) and duplicate counts summed over
+the answers, rows stored (by the run's achievement ids and by natural key, and those holding the upgraded
+result), whether each is stored exactly once (and each upgrade held), wall seconds, unique achievements stored
+per second, POST latency (p50, p95), and in-process whether every worker's graph holds each row once, with
+the stored result, after its next read.
 """
 
 from __future__ import annotations
@@ -79,9 +83,22 @@ def plan(store: Store, n: int, run: str, seed_value: int) -> list[dict[str, Any]
     p, rest = np.divmod(picks, len(events) * len(ROLES))
     e, r = np.divmod(rest, len(ROLES))
     keys = list(dict.fromkeys((people[i], events[j], ROLES[k]) for i, j, k in zip(p, e, r, strict=True)))
-    keys = [k for k in keys if k not in stored_keys(store, {k[0] for k in keys})][:n]
-    return [{"participant_id": pid, "event_id": eid, "role": role, "result": "participant", "date": "2024-05-01",
+    # The stored keys are looked up once: asked per candidate (as this once did), 10,000 items cost
+    # 20,000 scans of the crowd's achievements, minutes on PostgreSQL before the first post.
+    taken = stored_keys(store, {k[0] for k in keys})
+    keys = [k for k in keys if k not in taken][:n]
+    if len(keys) < n:
+        raise SystemExit(f"only {len(keys)} of {n} drawn achievements are not stored yet: pass another --seed")
+    return [{"participant_id": pid, "event_id": eid, "role": role, "result": "registered", "date": "2024-05-01",
              "achievement_id": f"bench-{run}-{i}"} for i, (pid, eid, role) in enumerate(keys)]
+
+
+UPGRADED = "winner"
+
+
+def upgrades(items: list[dict[str, Any]], share: float) -> list[dict[str, Any]]:
+    """The results of the first `share` of the registrations: same id and natural key, a winner a day later."""
+    return [{**item, "result": UPGRADED, "date": "2024-05-02", "rank": 1} for item in items[:round(share * len(items))]]
 
 
 def stored_keys(store: Store, people: set[str]) -> set[tuple[str, str, str]]:
@@ -105,7 +122,16 @@ def count_stored(store: Store, run: str) -> dict[str, int]:
                                  .where(mine)).one()
         keys = conn.execute(sa.select(sa.func.count()).select_from(
             sa.select(t.c.participant_pk, t.c.event_pk, t.c.role).where(mine).distinct().subquery())).scalar_one()
-    return {"rows": int(rows), "distinct_ids": int(ids), "distinct_natural_keys": int(keys)}
+        won = conn.execute(sa.select(sa.func.count()).where(mine, t.c.result == UPGRADED)).scalar_one()
+    return {"rows": int(rows), "distinct_ids": int(ids), "distinct_natural_keys": int(keys), "upgraded": int(won)}
+
+
+def stored_results(store: Store, run: str) -> dict[str, str]:
+    """achievement_id -> stored result, for the run's rows."""
+    t = achievements
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(t.c.achievement_id, t.c.result).where(t.c.achievement_id.like(f"bench-{run}-%")))
+        return {str(i): str(r) for i, r in rows}
 
 
 def hammer(posts: list[Post], items: list[dict[str, Any]], clients: int, batch: int, copies: int
@@ -141,7 +167,7 @@ def hammer(posts: list[Post], items: list[dict[str, Any]], clients: int, batch: 
     return answers, latencies, errors, time.perf_counter() - started
 
 
-def in_process(store: Store, workers: int, key: str) -> tuple[list[Post], Callable[[], bool | None]]:
+def in_process(store: Store, workers: int, key: str, run: str) -> tuple[list[Post], Callable[[], bool | None]]:
     from fastapi.testclient import TestClient
 
     from serving.app import create_app
@@ -168,10 +194,14 @@ def in_process(store: Store, workers: int, key: str) -> tuple[list[Post], Callab
 
     def graphs_hold_each_row_once() -> bool:
         expected = count_all(store)
+        results = stored_results(store, run)
         ok = True
         for app in apps:
             TestClient(app).get("/v1/health")  # a read: the worker folds in what it lacks
-            ok &= len(app.state.serving.graph.achievements) == expected
+            a = app.state.serving.graph.achievements
+            ok &= len(a) == expected
+            mine = a[a["achievement_id"].astype("string").str.startswith(f"bench-{run}-").fillna(False)]
+            ok &= dict(zip(mine["achievement_id"].astype(str), mine["result"].astype(str), strict=True)) == results
         return ok
 
     return [poster(app) for app in apps], graphs_hold_each_row_once
@@ -207,6 +237,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--copies", type=int, default=2, help="times each achievement is posted")
     parser.add_argument("--workers", type=int, default=2, help="in-process app instances sharing the store")
+    parser.add_argument("--upgrades", type=float, default=0.0,
+                        help="share of the achievements also posted with a result (racing the registration)")
     parser.add_argument("--store", default=None, help="store URL (default: a fresh SQLite file)")
     parser.add_argument("--app", default=None, help="URL of a running service to post to")
     parser.add_argument("--key", default=None, help="a frontend API key of that service")
@@ -224,25 +256,31 @@ def main() -> None:
                 seed(store, crowd(args.participants, 40))
             run = uuid.uuid4().hex[:8]
             items = plan(store, args.achievements, run, args.seed)
+            results = upgrades(items, args.upgrades)
             check_graphs: Callable[[], bool | None] = lambda: None  # noqa: E731
             if args.app is not None:
                 posts = over_http(args.app, args.key)
             else:
                 _, key = create_key(store.engine, f"bench-{run}", ["frontend"])
-                posts, check_graphs = in_process(store, args.workers, key)
-            answers, latencies, errors, seconds = hammer(posts, items, args.clients, args.batch, args.copies)
+                posts, check_graphs = in_process(store, args.workers, key, run)
+            pool = items + results
+            answers, latencies, errors, seconds = hammer(posts, pool, args.clients, args.batch, args.copies)
             counts = count_stored(store, run)
             accepted = sum(a["accepted"] for a in answers)
+            new_rows = sum(a.get("stored", a["accepted"]) for a in answers)
             once = counts["rows"] == counts["distinct_ids"] == counts["distinct_natural_keys"] == len(items)
+            once &= counts["upgraded"] == len(results)
             print(json.dumps({
                 "mode": "http" if args.app else f"in-process, {args.workers} workers",
                 "store": store.masked_url, "clients": args.clients, "batch": args.batch,
-                "posted": len(items) * args.copies, "unique": len(items),
-                "accepted": accepted, "duplicates": sum(a["duplicates"] for a in answers),
+                "posted": len(pool) * args.copies, "unique": len(items), "upgrades": len(results),
+                "accepted": accepted, "accepted_stored": new_rows,
+                "accepted_updated": sum(a.get("updated", 0) for a in answers),
+                "duplicates": sum(a["duplicates"] for a in answers),
                 "rejected": sum(a["rejected"] for a in answers), "failed_requests": len(errors),
-                "stored": counts, "stored_exactly_once": once and accepted == len(items),
+                "stored": counts, "stored_exactly_once": once and new_rows == len(items),
                 "seconds": round(seconds, 2), "stored_per_second": round(counts["rows"] / seconds, 1),
-                "posted_per_second": round(len(items) * args.copies / seconds, 1),
+                "posted_per_second": round(len(pool) * args.copies / seconds, 1),
                 "post_ms": {"p50": round(float(np.percentile(latencies, 50)), 1),
                             "p95": round(float(np.percentile(latencies, 95)), 1)} if latencies else {},
                 "worker_graphs_hold_each_row_once": check_graphs(),

@@ -19,15 +19,20 @@ from recommender.columns import Columns
 from recommender.schema import ACHIEVEMENTS, PARTICIPANTS, Kind
 from recommender.store import bulk
 from recommender.store.snapshot import snapshot_columns
-from recommender.store.tables import AIF_TABLES, PK, SOURCE, achievements, feedback, jobs
+from recommender.store.tables import AIF_TABLES, PK, SOURCE, achievement_revisions, achievements, feedback, jobs
 
 # Rows the API stored carry this source prefix followed by the posting key's id.
 API_SOURCE_PREFIX: Final = "api:"
 # Achievements are written under one lock (PostgreSQL: a transaction advisory lock; SQLite: the database
-# write lock), so they commit in pk order and a reader's pk watermark never skips a row committed late.
+# write lock), so they commit in pk order (revisions in revision order) and a reader's watermarks never
+# skip a row committed late.
 ACHIEVEMENT_WRITE_LOCK: Final = 0x7472616A
 # Ids looked up per IN (...) query: far below every driver's limit on bound parameters.
 LOOKUP_CHUNK: Final = 500
+# What a posted achievement may change in the stored row of its natural key (`source` stays the first one).
+MERGED_FIELDS: Final = ("result", "date", "score", "rank", "team_pk", "verified", "extra")
+REGISTERED: Final = "registered"
+REVISION: Final = "revision"
 JOB_STATUSES: Final = ("queued", "running", "succeeded", "failed")
 ACTIVE_JOB_STATUSES: Final = ("queued", "running")
 
@@ -43,11 +48,13 @@ class Rejected:
 
 @dataclass
 class WriteResult:
-    """Rows stored now, rows already stored (by id or natural key), and rows the store rejected."""
+    """Rows stored now, stored rows they updated, rows already stored as they are (by id or natural key), and
+    rows the store rejected."""
 
     inserted: int = 0
     duplicates: int = 0
     rejected: list[Rejected] = field(default_factory=list)
+    updated: int = 0
 
 
 def _insert(conn: Connection, table: sa.Table) -> Any:
@@ -66,7 +73,7 @@ def lock_writes(conn: Connection) -> None:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": ACHIEVEMENT_WRITE_LOCK})
 
 
-def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+def _chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
     for start in range(0, len(values), LOOKUP_CHUNK):
         yield values[start : start + LOOKUP_CHUNK]
 
@@ -120,19 +127,23 @@ def _references(
     return maps, sorted(rejected.values(), key=lambda r: r.position)
 
 
-def insert_achievements(engine: Engine, frame: pd.DataFrame, source: str) -> WriteResult:
-    """Store valid achievement rows (AIF fields, canonical dtypes) exactly once each.
+def write_achievements(engine: Engine, frame: pd.DataFrame, source: str) -> WriteResult:
+    """Store valid achievement rows (AIF fields, canonical dtypes, distinct ids and natural keys) exactly once.
 
-    A row whose achievement_id or natural key (participant, event, role) is already stored is a
-    duplicate and changes nothing, however many clients post it at the same time. Rows naming a
-    participant, event or team the store does not hold are rejected.
+    A row whose natural key (participant, event, role) is stored already merges into the stored row by the
+    ingest's rule: a known value replaces the stored one (`MERGED_FIELDS`; an achievement_id is filled when
+    the stored row has none, never changed). A row that changes nothing is a duplicate, so posting the same
+    thing again is idempotent; so is a registration posted after the result (it would only undo the result),
+    and a row whose achievement_id names another stored achievement. Each updated row gets a revision
+    (`achievement_revisions`), by which other workers find it. Rows naming a participant, event or team the
+    store does not hold are rejected.
     """
     frame = frame.reset_index(drop=True)
     if not len(frame):
         return WriteResult()
     refs = {Columns.Participant: "participants", Columns.Event: "events", Columns.Team: "teams"}
     with engine.begin() as conn:
-        lock_writes(conn)
+        # References first, outside the write lock: API writes never change participants, events or teams.
         maps, rejected = _references(conn, frame, refs)
         bad = {r.position for r in rejected}
         params = []
@@ -148,9 +159,67 @@ def insert_achievements(engine: Engine, frame: pd.DataFrame, source: str) -> Wri
                                                            "rank", "verified", "extra")},
                 SOURCE: source,
             })
-        inserted = conn.execute(_insert(conn, achievements).returning(achievements.c[PK]), params).all() \
-            if params else []
-    return WriteResult(len(inserted), len(params) - len(inserted), rejected)
+        if not params:
+            return WriteResult(rejected=rejected)
+        lock_writes(conn)
+        by_key, by_id = _stored_matches(conn, params)
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        for row in params:
+            stored = by_key.get((row["participant_pk"], row["event_pk"], row["role"]))
+            named = None if row["achievement_id"] is None else by_id.get(row["achievement_id"])
+            if named is not None and (stored is None or named[PK] != stored[PK]):
+                continue  # the id names another stored achievement: a duplicate
+            if stored is None:
+                inserts.append(row)
+            elif (merged := _merged(stored, row)) is not None:
+                updates.append(merged)
+        inserted = conn.execute(_insert(conn, achievements).returning(achievements.c[PK]), inserts).all() \
+            if inserts else []
+        if updates:
+            names = [*MERGED_FIELDS, "achievement_id"]
+            conn.execute(
+                achievements.update().where(achievements.c[PK] == sa.bindparam("b_pk"))
+                .values({n: sa.bindparam(f"b_{n}") for n in names}),
+                [{"b_pk": u[PK], **{f"b_{n}": u[n] for n in names}} for u in updates],
+            )
+            now = datetime.now(UTC)
+            conn.execute(achievement_revisions.insert(),
+                         [{"achievement_pk": u[PK], SOURCE: source, "revised_at": now} for u in updates])
+    return WriteResult(len(inserted), len(params) - len(inserted) - len(updates), rejected, len(updates))
+
+
+def _stored_matches(
+    conn: Connection, params: Sequence[dict[str, Any]]
+) -> tuple[dict[tuple[int, int, str], dict[str, Any]], dict[str, dict[str, Any]]]:
+    """The stored rows the rows may match: by natural key (participant_pk, event_pk, role) and by achievement_id."""
+    a = achievements
+    columns = [a.c[PK], a.c.participant_pk, a.c.event_pk, a.c.role, a.c.achievement_id,
+               *(a.c[n] for n in MERGED_FIELDS)]
+    found: dict[int, dict[str, Any]] = {}
+    people = sorted({int(row["participant_pk"]) for row in params})
+    ids = sorted({str(row["achievement_id"]) for row in params if row["achievement_id"] is not None})
+    for part in _chunks(people):
+        found.update((int(r[PK]), dict(r)) for r in conn.execute(sa.select(*columns)
+                                                                  .where(a.c.participant_pk.in_(part))).mappings())
+    for ids_part in _chunks(ids):
+        found.update((int(r[PK]), dict(r)) for r in conn.execute(sa.select(*columns)
+                                                                  .where(a.c.achievement_id.in_(ids_part))).mappings())
+    by_key = {(int(r["participant_pk"]), int(r["event_pk"]), str(r["role"])): r for r in found.values()}
+    by_id = {str(r["achievement_id"]): r for r in found.values() if r["achievement_id"] is not None}
+    return by_key, by_id
+
+
+def _merged(stored: dict[str, Any], row: dict[str, Any]) -> dict[str, Any] | None:
+    """The stored row with the posted row's known values, or None when that changes nothing."""
+    if row["result"] == REGISTERED and stored["result"] != REGISTERED:
+        return None  # a registration posted (again) after the result: it would only undo the result
+    changes = {n: row[n] for n in MERGED_FIELDS if row[n] is not None and row[n] != stored[n]}
+    if stored["achievement_id"] is None and row["achievement_id"] is not None:
+        changes["achievement_id"] = row["achievement_id"]
+    if not changes:
+        return None
+    return {**stored, **changes}
 
 
 def insert_feedback(engine: Engine, frame: pd.DataFrame, key_id: str | None) -> WriteResult:
@@ -221,7 +290,7 @@ def canonical_frame(columns: dict[str, list[Any]], kinds: dict[str, Kind]) -> pd
 _ACHIEVEMENT_KINDS: Final = {f.name: f.kind for f in ACHIEVEMENTS.fields} | {SOURCE: Kind.TEXT, "extra": Kind.TEXT}
 
 
-def _achievement_frame(rows: Sequence[sa.Row[Any]]) -> pd.DataFrame:
+def _achievement_frame(rows: Sequence[Sequence[Any]]) -> pd.DataFrame:
     """Rows of `_achievement_select` as canonical achievement columns plus `pk` (int64)."""
     names = ["participant_id", "event_id", "role", "result", "date", "achievement_id", "score", "rank", "team_id",
              "verified", SOURCE, "extra"]
@@ -235,6 +304,19 @@ def achievements_after(conn: Connection, after_pk: int, limit: int) -> pd.DataFr
     """Up to `limit` stored achievements with pk above `after_pk`, oldest first, with external ids and `pk`."""
     query = _achievement_select().where(achievements.c[PK] > after_pk).order_by(achievements.c[PK]).limit(limit)
     return _achievement_frame(conn.execute(query).all())
+
+
+def achievements_revised_after(conn: Connection, after_revision: int, limit: int) -> pd.DataFrame:
+    """Up to `limit` achievements the API changed in revisions above `after_revision`, oldest revision first,
+    as they are stored now, with `pk` and their `revision` (a row changed twice comes twice)."""
+    r = achievement_revisions
+    query = (_achievement_select().add_columns(r.c[PK].label(REVISION))
+             .join(r, r.c.achievement_pk == achievements.c[PK])
+             .where(r.c[PK] > after_revision).order_by(r.c[PK]).limit(limit))
+    rows = conn.execute(query).all()
+    frame = _achievement_frame([row[:-1] for row in rows])
+    frame[REVISION] = np.asarray([row[-1] for row in rows], dtype=np.int64)
+    return frame
 
 
 def posted_achievements(conn: Connection, up_to_pk: int) -> pd.DataFrame:
@@ -260,6 +342,14 @@ def achievement_pk(conn: Connection, participant_id: str, event_id: str, role: s
 
 def max_achievement_pk(conn: Connection) -> int:
     return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(achievements.c[PK]), 0))).scalar_one())
+
+
+def achievement_marks(conn: Connection) -> tuple[int, int]:
+    """The newest achievement pk and the newest revision, in one round trip (two index look-ups)."""
+    newest = sa.select(sa.func.coalesce(sa.func.max(achievements.c[PK]), 0)).scalar_subquery()
+    revised = sa.select(sa.func.coalesce(sa.func.max(achievement_revisions.c[PK]), 0)).scalar_subquery()
+    pk, revision = conn.execute(sa.select(newest, revised)).one()
+    return int(pk), int(revision)
 
 
 def participant_rows(conn: Connection, ids: Iterable[str]) -> pd.DataFrame:

@@ -179,3 +179,15 @@ jobs = sa.Table(
     sa.Column("worker", sa.String),
     sa.Column("heartbeat_at", sa.DateTime(timezone=True)),
 )
+
+# Migration 0006: one row per change the API made to a stored achievement (a result upgrade, say
+# registered -> winner). Its pk is the revision: written under the achievement write lock, revisions
+# commit in order, so a worker's revision watermark finds every row changed since its last look.
+achievement_revisions = sa.Table(
+    "achievement_revisions",
+    metadata,
+    _pk_column(),
+    sa.Column("achievement_pk", sa.Integer, sa.ForeignKey(f"achievements.{PK}"), nullable=False),
+    sa.Column(SOURCE, sa.String, nullable=False),  # who changed it: api:<key id>
+    sa.Column("revised_at", sa.DateTime(timezone=True), nullable=False),
+)

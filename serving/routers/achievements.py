@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body
 from serving.auth import FrontendDep
 from serving.deps import StateDep
 from serving.schemas import ErrorOut
-from serving.schemas_writes import MAX_ITEMS, AchievementIn, WriteOut
+from serving.schemas_writes import MAX_ITEMS, AchievementIn, AchievementsWriteOut
 from serving.services.achievements import post_achievements
 from serving.services.fold_in import GraphSyncDep
 
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1", tags=["writes"])
 @router.post(
     "/achievements",
     status_code=202,
-    response_model=WriteOut,
+    response_model=AchievementsWriteOut,
     responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 422: {"model": ErrorOut},
                503: {"model": ErrorOut}},
 )
@@ -28,6 +28,10 @@ def create_achievements(
     state: StateDep,
     sync: GraphSyncDep,
     principal: FrontendDep,
-) -> WriteOut:
-    """Store achievements (registrations too) exactly once; the participant's suggestions change at once."""
+) -> AchievementsWriteOut:
+    """Store achievements (registrations too) exactly once; the participant's suggestions change at once.
+
+    An achievement whose participant, event and role are stored already updates that row when it brings
+    new values (a registration followed by its result): `updated` counts those.
+    """
     return post_achievements(state, sync, principal.key_id, [item.model_dump() for item in items])

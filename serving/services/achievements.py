@@ -24,7 +24,7 @@ from recommender.store import online
 from recommender.store.quarantine import write_quarantine
 from recommender.store.store import Store
 from serving.errors import ApiError
-from serving.schemas_writes import RejectedItemOut, WriteOut
+from serving.schemas_writes import AchievementsWriteOut, RejectedItemOut
 from serving.services.fold_in import GraphSync
 from serving.state import ServingState
 
@@ -40,15 +40,20 @@ NOT_EXTRA: Final = frozenset(ACHIEVEMENTS.names) | frozenset(IDENTITY_FIELDS)
 class CheckedItems:
     """Posted items after the AIF checks: valid rows (canonical dtypes) and what became of the others."""
 
-    rows: pd.DataFrame  # valid, first of their key within the batch
+    rows: pd.DataFrame  # valid, minus repeats of an earlier item of the batch
     positions: np.ndarray  # the posted index of each valid row
     rejected: dict[int, tuple[str, str]] = field(default_factory=dict)  # index -> (field, reason)
     repeated: int = 0  # repeats of an earlier item of the same batch (duplicates)
+    # The write round of each row: the n-th distinct item of a natural key is written in round n, after
+    # the earlier ones (a registration and its result in one batch: the result updates the registration).
+    rounds: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
 
 def check_achievements(items: Sequence[Mapping[str, Any]], today: pd.Timestamp) -> CheckedItems:
     """The AIF rules of the reader, applied to posted items: types and enumerations, required fields,
-    no date after `today`; repeats of an item's id or natural key within the batch count as duplicates."""
+    no date after `today`. Within the batch, an item equal to an earlier one, or naming the achievement_id
+    of an earlier item under another natural key, is a duplicate; another item of a natural key is written
+    after the earlier ones (`rounds`), so a batch acts as its items posted one after the other."""
     n = len(items)
     context = ParseContext(competence_ids(), region_codes())
     failed = np.zeros(n, dtype=bool)
@@ -74,23 +79,26 @@ def check_achievements(items: Sequence[Mapping[str, Any]], today: pd.Timestamp) 
         day = frame[Columns.Date].iloc[i].strftime("%Y-%m-%d")
         rejected[int(i)] = (Columns.Date, f"date {day} is after today ({today.strftime('%Y-%m-%d')})")
     failed |= late
-    # The first item of each id and natural key is kept; later ones in the batch are duplicates.
     keys = list(zip(*(frame[name].tolist() for name in NATURAL_KEY), strict=True))
     ids = frame[Columns.Achievement].tolist()
-    seen_keys: set[tuple[Any, ...]] = set()
-    seen_ids: set[Any] = set()
-    keep, repeated = [], 0
+    # Unknown as None: pd.NA compares to nothing, so tuples holding it could not be compared safely.
+    values = list(zip(*([None if pd.isna(v) else v for v in frame[name].tolist()] for name in frame.columns),
+                      strict=True))
+    items_of_key: dict[tuple[Any, ...], set[tuple[Any, ...]]] = {}
+    key_of_id: dict[Any, tuple[Any, ...]] = {}
+    keep, rounds, repeated = [], [], 0
     for row in np.flatnonzero(~failed).tolist():
-        known_id = ids[row] is not pd.NA and ids[row] in seen_ids
-        if keys[row] in seen_keys or known_id:
+        key, same_key = keys[row], items_of_key.setdefault(keys[row], set())
+        named = None if ids[row] is pd.NA else key_of_id.setdefault(ids[row], key)
+        if values[row] in same_key or named not in (None, key):
             repeated += 1
             continue
-        seen_keys.add(keys[row])
-        if ids[row] is not pd.NA:
-            seen_ids.add(ids[row])
+        rounds.append(len(same_key))
+        same_key.add(values[row])
         keep.append(row)
     positions = np.asarray(keep, dtype=np.int64)
-    return CheckedItems(frame.take(positions).reset_index(drop=True), positions, rejected, repeated)
+    return CheckedItems(frame.take(positions).reset_index(drop=True), positions, rejected, repeated,
+                        np.asarray(rounds, dtype=np.int64))
 
 
 def _extra(item: Mapping[str, Any]) -> str | None:
@@ -101,22 +109,31 @@ def _extra(item: Mapping[str, Any]) -> str | None:
 
 def post_achievements(
     state: ServingState, sync: GraphSync, key_id: str, items: Sequence[Mapping[str, Any]]
-) -> WriteOut:
-    """Validate, store exactly once, quarantine the rejected, then fold the stored rows into the graph."""
+) -> AchievementsWriteOut:
+    """Validate, store exactly once (or update the stored row of the key), quarantine the rejected, then fold
+    the stored rows into the graph."""
     store = _store(state)
     checked = check_achievements(items, state.today())
-    written = online.insert_achievements(store.engine, checked.rows, f"{online.API_SOURCE_PREFIX}{key_id}")
+    written = online.WriteResult()
     rejected = dict(checked.rejected)
-    for r in written.rejected:
-        rejected[int(checked.positions[r.position])] = (r.field, r.reason)
+    for round_ in range(int(checked.rounds.max()) + 1 if len(checked.rounds) else 0):
+        mine = np.flatnonzero(checked.rounds == round_)
+        part = online.write_achievements(store.engine, checked.rows.take(mine), f"{online.API_SOURCE_PREFIX}{key_id}")
+        written.inserted += part.inserted
+        written.updated += part.updated
+        written.duplicates += part.duplicates
+        for r in part.rejected:
+            rejected[int(checked.positions[mine[r.position]])] = (r.field, r.reason)
     if rejected:
         quarantine(store, items, rejected)
-    if written.inserted:
+    if written.inserted or written.updated:
         sync.sync(now=True)
-    log.info("achievements posted: %d accepted, %d duplicates, %d rejected", written.inserted,
-             written.duplicates + checked.repeated, len(rejected))
-    return WriteOut(
-        accepted=written.inserted,
+    log.info("achievements posted: %d stored, %d updated, %d duplicates, %d rejected", written.inserted,
+             written.updated, written.duplicates + checked.repeated, len(rejected))
+    return AchievementsWriteOut(
+        accepted=written.inserted + written.updated,
+        stored=written.inserted,
+        updated=written.updated,
         duplicates=written.duplicates + checked.repeated,
         rejected=len(rejected),
         rejected_items=[RejectedItemOut(index=i, field=f, reason=r) for i, (f, r) in sorted(rejected.items())],

@@ -17,6 +17,7 @@ from features.ranking import (
     build_context,
     event_side,
     pair_features,
+    patch_context,
 )
 from recommender.columns import EVENT_FORMATS, LEVELS, Columns
 from recommender.eligibility import eligibility_mask, open_events
@@ -25,6 +26,7 @@ from recommender.synth.config import SynthConfig
 from recommender.synth.generate import generate_world
 from tests.tiny import tiny_tables
 from training.reranker import RerankerConfig, RerankerRecommender
+from training.tree_contributions import TreePaths
 
 CUT = "2024-11-01"
 
@@ -46,6 +48,25 @@ def reranker(world: AchievementsGraph) -> RerankerRecommender:
     config = RerankerConfig(cuts=3, n_estimators=40, groups_per_cut=600, min_child_samples=10)
     return RerankerRecommender(config).fit(world)
 
+
+
+def reference_ties(graph: AchievementsGraph, ctx: RankingContext) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    """Participants x series: schoolmates and former teammates who took each series, for everyone at once from
+    the graph's tables (as the context first stored them)."""
+    taken = ctx.participant_series.tocsr(copy=True)
+    taken.data[:] = 1.0
+    p = graph.participants
+    school_codes, schools = pd.factorize(p[Columns.Organization].astype("string"))
+    known = school_codes >= 0
+    school = sp.csr_matrix((np.ones(int(known.sum()), np.float32), (np.flatnonzero(known), school_codes[known])),
+                           shape=(graph.n_participants, max(len(schools), 1)))
+    schoolmates = sp.csr_matrix(school @ (school.T @ taken) - taken.multiply(school.sum(axis=1)))
+    team = graph.participant_team()
+    mates = (team @ team.T).tocsr()
+    mates.setdiag(0)
+    mates.eliminate_zeros()
+    mates.data[:] = 1.0
+    return schoolmates, sp.csr_matrix(mates @ taken)
 
 
 def reference_pair_features(
@@ -111,8 +132,9 @@ def reference_pair_features(
     set_("series_popularity_grade", _log1p(ctx.series_grade_pop[grade_codes][:, s_safe].toarray()) * mask_seen)
     fl = (ev["format"].astype(str) + "/" + ev["level"].astype(str)).to_numpy()
     set_("format_popularity", _log1p(ctx.format_level_pop.reindex(fl).fillna(0.0).to_numpy())[None, :])
-    set_("schoolmates_series", _log1p(ctx.schoolmates_series[participants][:, s_safe].toarray()) * mask_seen)
-    set_("teammates_series", _log1p(ctx.teammates_series[participants][:, s_safe].toarray()) * mask_seen)
+    schoolmates, teammates = reference_ties(graph, ctx)
+    set_("schoolmates_series", _log1p(schoolmates[participants][:, s_safe].toarray()) * mask_seen)
+    set_("teammates_series", _log1p(teammates[participants][:, s_safe].toarray()) * mask_seen)
     set_("mentor_fit", (ctx.mentor_competences[participants] @ ec.T).toarray())
     weeks = (ev[Columns.StartDate] - ctx.as_of).dt.days.to_numpy(np.float32) / 7.0
     set_("weeks_to_start", weeks[None, :])
@@ -242,12 +264,31 @@ def test_request_scores_and_drivers_equal_the_reference_pipeline(
         got = reranker._score(world, one, events, now, allowed)[0]
         np.testing.assert_array_equal(np.where(allowed[0], got, -np.inf), _reference_scores(reranker, world, ctx, p))
         feats = reference_pair_features(world, ctx, one, events)[0]
-        contrib = np.asarray(reranker.model_.predict(pd.DataFrame(feats, columns=reranker.feature_names_),
-                                                     pred_contrib=True))[:, :-1]
+        contrib = TreePaths.of(reranker.model_.booster_).contributions(feats)  # numpy's walk, not LightGBM's
         order = np.argsort(-contrib, axis=1, kind="stable")[:, :3]
         expected = [[reranker.feature_names_[j] for j in row if contrib[i, j] > 0] for i, row in enumerate(order)]
         assert reranker.score_drivers(world, int(p), events, now) == expected
     assert scored >= 10
+
+
+def test_contributions_add_up_to_the_rerankers_scores(world: AchievementsGraph, reranker: RerankerRecommender
+                                                     ) -> None:
+    """On the fitted booster itself, for served rows and random ones (NaN, odd format codes)."""
+    now = to_timestamp(CUT)
+    served = pair_features(world, reranker._context(world, now), _sample(world, 30, seed=7),
+                           open_events(world, now)).reshape(-1, len(FEATURES))
+    rng = np.random.default_rng(8)
+    noise = served[rng.integers(0, len(served), 3000)] * rng.choice([0.0, 0.5, 1.0, 3.0], (3000, len(FEATURES)))
+    noise[rng.random(noise.shape) < 0.1] = np.nan
+    noise[:, FEATURES.index("format")] = rng.choice([-1.0, 0.0, 1.0, 2.0, 3.0, 4.0, 7.0, 40.0, np.nan], 3000)
+    rows = np.vstack([served, noise.astype(np.float32)])
+    paths = reranker.tree_paths()
+    assert (paths.category >= 0).any(), "the booster splits on the categorical format"
+    expected = reranker.model_.booster_.predict(rows, raw_score=True)
+    np.testing.assert_array_equal(paths.raw_score(rows), expected)
+    contrib = reranker.contributions(rows)
+    np.testing.assert_array_equal(contrib, paths.contributions(rows))
+    np.testing.assert_allclose(contrib.sum(axis=1) + paths.bias, expected, rtol=1e-9, atol=1e-12)
 
 
 def test_event_side_outlives_a_fold_in(world: AchievementsGraph, reranker: RerankerRecommender) -> None:
@@ -275,3 +316,111 @@ def test_event_side_outlives_a_fold_in(world: AchievementsGraph, reranker: Reran
     top = np.argsort(-expected, kind="stable")[: len(recs)]
     assert list(recs["event_id"]) == list(folded.event_index[events[top]])
     np.testing.assert_array_equal(recs["score"].to_numpy(), expected[top])
+
+
+def assert_same_context(got: RankingContext, expected: RankingContext) -> None:
+    """Every field equal: arrays and indexes exactly; sparse matrices entry for entry in stored order where the
+    order sets the bits of a sum over a row, as the same matrix (sorted) for whole-number counts."""
+    counts = {"series_region_pop", "series_grade_pop", "school_series", "team_participants"}
+    for name in RankingContext.__dataclass_fields__:
+        a, b = getattr(got, name), getattr(expected, name)
+        if name == "profile_l2":
+            assert_same_context_matrix(a.canonical, b.canonical, name, stored_order=True)
+            assert_same_context_matrix(a.general, b.general, name, stored_order=True)
+            np.testing.assert_array_equal(a.sorted_rows, b.sorted_rows)
+        elif name == "events":
+            assert a is b
+        elif name == "series":
+            assert a.index.equals(b.index) and np.array_equal(a.of_event, b.of_event)
+        elif sp.issparse(a):
+            assert_same_context_matrix(a, b, name, stored_order=name not in counts)
+        elif isinstance(a, pd.Series):
+            pd.testing.assert_series_equal(a, b, check_exact=True)
+        elif isinstance(a, pd.Index):
+            assert a.equals(b), name
+        elif isinstance(a, np.ndarray):
+            assert a.dtype == b.dtype, name
+            np.testing.assert_array_equal(a, b, err_msg=name)
+        else:
+            assert a == b, name
+
+
+def assert_same_context_matrix(a: sp.csr_matrix, b: sp.csr_matrix, name: str, *, stored_order: bool) -> None:
+    assert a.shape == b.shape and a.dtype == b.dtype, name
+    if not stored_order:
+        a, b = a.copy(), b.copy()
+        for m in (a, b):
+            m.eliminate_zeros()
+            m.sum_duplicates()
+    np.testing.assert_array_equal(a.indptr, b.indptr, err_msg=name)
+    np.testing.assert_array_equal(a.indices, b.indices, err_msg=name)
+    np.testing.assert_array_equal(a.data, b.data, err_msg=name)
+
+
+def _achievement(pid: str, event: str, result: str, date: pd.Timestamp, team: str | None = None) -> pd.DataFrame:
+    return pd.DataFrame({
+        "participant_id": pd.array([pid], dtype="string"), "event_id": pd.array([event], dtype="string"),
+        "role": pd.array(["participant"], dtype="string"), "result": pd.array([result], dtype="string"),
+        "date": pd.to_datetime([date]), "team_id": pd.array([team], dtype="string"),
+    })
+
+
+def test_patched_context_equals_a_rebuild(world: AchievementsGraph, reranker: RerankerRecommender) -> None:
+    now = to_timestamp(CUT)
+    events = open_events(world, now)
+    a = world.achievements
+    people = world.participant_index
+    in_team = a[a["team_idx"] >= 0].iloc[0]
+    past = a[(a["team_idx"] < 0) & (a["result"] == "participant")].iloc[0]
+    newcomer = pd.DataFrame({
+        "participant_id": pd.array(["NEW0001"], dtype="string"),
+        "region_code": pd.array([world.participants["region_code"].dropna().iloc[0]], dtype="string"),
+        "organization_id": pd.array(["ORG-NEW"], dtype="string"), "settlement_type": pd.array(["rural"], "string"),
+        "grade": pd.array([8], dtype="Int64"), "grade_date": pd.to_datetime(["2024-09-01"]),
+    })
+    batches = [
+        # A registration, joining a team someone else is in (their teammates change too).
+        _achievement(people[5], world.event_index[events[0]], "registered", now - pd.Timedelta(days=1),
+                     str(in_team["team_id"])),
+        # A result upgraded: the row is replaced (reached level, qualification, series counts).
+        _achievement(str(past["participant_id"]), str(past["event_id"]), "winner", pd.Timestamp(past["date"])),
+        # A participant new to the graph, of a new organization.
+        _achievement("NEW0001", world.event_index[events[1]], "registered", now - pd.Timedelta(days=2)),
+    ]
+    side = reranker._event_side(world, now)
+    ctx = reranker._context(world, now)
+    graph = world
+    for batch in batches:
+        newcomers = newcomer if (batch["participant_id"] == "NEW0001").any() else None
+        folded, added, replaced = graph.fold_achievements(batch, participants=newcomers)
+        assert added + replaced == 1
+        changed = folded.participant_positions(batch["participant_id"].astype(str).to_numpy())
+        patched = patch_context(ctx, folded, changed)
+        expected = build_context(folded, now, side)
+        assert_same_context(patched, expected)
+        # The model carries its context over a fold-in: the first request on the new graph finds it.
+        reranker.graph_folded(graph, folded, changed)
+        assert reranker._context(folded, now) is reranker._ctx_cache[2]
+        assert_same_context(reranker._context(folded, now), expected)
+        graph, ctx = folded, patched
+    assert graph.n_participants == world.n_participants + 1
+    assert graph.n_participants == len(ctx.history_events) and ctx.school[-1] == len(ctx.schools) - 1
+    # Some field did change, and a request on the patched context scores as on a rebuilt one.
+    base = build_context(world, now, side)
+    n = world.n_participants
+    assert (base.participant_team != ctx.participant_team[:n]).nnz > 0
+    assert not np.array_equal(base.reached_level, ctx.reached_level[:n])
+    one = np.asarray([graph.n_participants - 1, 5])
+    np.testing.assert_array_equal(pair_features(graph, ctx, one, events),
+                                  reference_pair_features(graph, build_context(graph, now, side), one, events))
+
+
+def test_one_participants_rules_equal_those_of_a_block(world: AchievementsGraph) -> None:
+    # A request reads the participant's rows directly (no sparse slicing): the same mask as for a block.
+    now = to_timestamp(CUT)
+    events = open_events(world, now)
+    people = _sample(world, 200, seed=9)
+    block = eligibility_mask(world, now, people, events)
+    assert block.any() and not block.all()
+    for row, p in enumerate(people):
+        np.testing.assert_array_equal(eligibility_mask(world, now, np.asarray([p]), events)[0], block[row])

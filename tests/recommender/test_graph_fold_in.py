@@ -170,3 +170,33 @@ def test_csr_insertion_matches_sparse_addition(seed: int, binary: bool, entries:
     assert np.allclose(got.toarray(), expected, atol=1e-5)
     assert got.shape == (rows_ + 5, cols_)
     assert all((np.diff(got.indices[got.indptr[i]:got.indptr[i + 1]]) > 0).all() for i in range(rows_ + 5))
+
+
+def test_a_changed_result_replaces_the_row_and_equals_a_rebuild(graph: AchievementsGraph) -> None:
+    # p2's completed school stage becomes a win (qualifies); p1's finalist is corrected down (stops qualifying).
+    changed = rows(("p2", "e_school_24", "winner", "2024-10-02"), ("p1", "e_school_24", "participant", "2024-10-01"),
+                   ("p1", "e_online", "registered", "2025-01-10"))
+    folded, added, replaced = graph.fold_achievements(changed)
+    assert (added, replaced) == (1, 2)
+    assert len(folded.achievements) == 8 and folded.live_rows == 3
+    tables = tiny_tables()
+    stored = tables["achievements"]
+    stored = stored[~(stored["participant_id"].isin(["p1", "p2"]) & (stored["event_id"] == "e_school_24"))]
+    expected = AchievementsGraph.from_tables({**tables, "achievements": pd.concat([stored, changed])})
+    order = ["participant_id", "event_id", "role"]
+    pd.testing.assert_frame_equal(folded.achievements.sort_values(order).reset_index(drop=True),
+                                  expected.achievements.sort_values(order).reset_index(drop=True))
+    for weighted in (False, True):
+        assert abs(folded.participant_event(weighted=weighted) - expected.participant_event(weighted=weighted)).sum() \
+            == 0
+    assert abs(folded.qualified() - expected.qualified()).sum() == 0
+    assert (folded.registrations_per_event == expected.registrations_per_event).all()
+    p2, final = folded.participant_positions(["p2"]), np.asarray(folded.event_index.get_indexer(["e_reg_final"]))
+    assert not eligibility_mask(graph, TODAY, p2, final)[0, 0]
+    assert eligibility_mask(folded, TODAY, p2, final)[0, 0]
+    # The old graph is untouched; folding the same values again changes nothing; a replaced live row stays live.
+    assert graph.achievements["result"].tolist() == tiny_tables()["achievements"]["result"].tolist()
+    assert folded.with_achievements(changed) is folded
+    again, added, replaced = folded.fold_achievements(rows(("p1", "e_online", "participant", "2025-01-10")))
+    assert (added, replaced, len(again.achievements), again.live_rows) == (0, 1, 8, 3)
+    assert len(again.as_of(TODAY).achievements) == 8

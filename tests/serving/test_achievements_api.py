@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from recommender.columns import IDENTITY_FIELDS
 from recommender.store.store import Store
-from recommender.store.tables import achievements
+from recommender.store.tables import AIF_TABLES, achievement_revisions, achievements
 from serving.state import ServingState
 from tests.serving.conftest import ApiClientFactory
 from tests.serving.write_world import NEXT_STEPS, achievement, seeded_store, worker_states
@@ -58,7 +58,8 @@ def test_a_registration_and_a_qualifying_result_change_next_steps_at_once_in_eve
     r = first.post(URL, json=[achievement("p1", "e_online"),
                               achievement("p3", "e_school_24", "winner", "2024-10-01")], headers=keys["frontend"])
     assert r.status_code == 202, r.text
-    assert r.json() == {"accepted": 2, "duplicates": 0, "rejected": 0, "rejected_items": []}
+    assert r.json() == {"accepted": 2, "duplicates": 0, "rejected": 0, "rejected_items": [], "stored": 2,
+                        "updated": 0}
 
     # The taken event disappears and the next stage opens, in the worker that stored them and in the other.
     for client, headers in ((first, keys["frontend"]), (second, keys2["frontend"])):
@@ -86,7 +87,7 @@ def test_posting_again_stores_nothing_new(store: Store, workers: Callable[[], Se
     batch = [achievement("p1", "e_online", achievement_id="A-1"), achievement("p2", "e_region77")]
     assert client.post(URL, json=batch, headers=keys["frontend"]).json()["accepted"] == 2
     again = client.post(URL, json=batch, headers=keys["frontend"]).json()
-    assert again == {"accepted": 0, "duplicates": 2, "rejected": 0, "rejected_items": []}
+    assert again == {"accepted": 0, "duplicates": 2, "rejected": 0, "rejected_items": [], "stored": 0, "updated": 0}
     # The same achievement_id under another natural key, and a repeat inside one batch, are duplicates too.
     r = client.post(URL, json=[achievement("p4", "e_online", achievement_id="A-1"),
                                achievement("p3", "e_online"), achievement("p3", "e_online")],
@@ -190,3 +191,124 @@ def test_writes_need_the_frontend_scope(workers: Callable[[], ServingState], api
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
     r = client.post(URL, json={"participant_id": "p1"}, headers=keys["frontend"])
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+
+
+def stored_row(store: Store, participant: str, event: str) -> list[tuple[str, str, str]]:
+    """(result, date, source) of every stored row of the participant at the event (participant role)."""
+    p, e, a = AIF_TABLES["participants"], AIF_TABLES["events"], achievements
+    query = (sa.select(a.c.result, a.c.date, a.c.source).select_from(a.join(p, p.c.pk == a.c.participant_pk)
+                                                                        .join(e, e.c.pk == a.c.event_pk))
+             .where(p.c.participant_id == participant, e.c.event_id == event, a.c.role == "participant"))
+    with store.engine.connect() as conn:
+        return [(str(r), str(d), str(s)) for r, d, s in conn.execute(query)]
+
+
+def graph_rows(client: TestClient, participant: str, event: str) -> list[str]:
+    """Results of the worker's graph rows of the participant at the event."""
+    a = client.app.state.serving.graph.achievements  # type: ignore[attr-defined]
+    mine = a[(a["participant_id"] == participant) & (a["event_id"] == event)]
+    return [str(r) for r in mine["result"]]
+
+
+def revisions(store: Store) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(achievement_revisions)).scalar_one())
+
+
+def test_a_result_upgrade_updates_the_stored_row_and_every_worker_graph(
+    store: Store, workers: Callable[[], ServingState], api_client: ApiClientFactory
+) -> None:
+    first, keys = api_client(workers())
+    second, keys2 = api_client(workers())
+    # p2 completed the 2024 school stage (the snapshot's row): not a qualifying result.
+    assert "e_reg_final" not in next_events(second, keys2["frontend"], "p2")
+    upgrade = achievement("p2", "e_school_24", "winner", "2024-10-02", score=97.5)
+    r = first.post(URL, json=[upgrade], headers=keys["frontend"])
+    assert r.status_code == 202, r.text
+    assert r.json() == {"accepted": 1, "duplicates": 0, "rejected": 0, "rejected_items": [], "stored": 0,
+                        "updated": 1}
+    # One row, upgraded in place (the source stays the ingest that brought it); one revision recorded.
+    assert stored_row(store, "p2", "e_school_24") == [("winner", "2024-10-02", "tiny")]
+    assert stored(store) == 7 and revisions(store) == 1
+    # Both workers: the qualifying result opens the regional final; the graph replaced the row, not added one.
+    for client, headers in ((first, keys["frontend"]), (second, keys2["frontend"])):
+        assert "e_reg_final" in next_events(client, headers, "p2")
+        assert graph_rows(client, "p2", "e_school_24") == ["winner"]
+        assert len(client.app.state.serving.graph.achievements) == 7  # type: ignore[attr-defined]
+
+    # Idempotent: the same upgrade again, or the old registration posted late, changes nothing.
+    again = first.post(URL, json=[upgrade], headers=keys["frontend"]).json()
+    late = second.post(URL, json=[achievement("p2", "e_school_24", "registered", "2024-09-01")],
+                       headers=keys2["frontend"]).json()
+    for body in (again, late):
+        assert (body["accepted"], body["stored"], body["updated"], body["duplicates"]) == (0, 0, 0, 1)
+    assert stored_row(store, "p2", "e_school_24") == [("winner", "2024-10-02", "tiny")]
+    assert revisions(store) == 1
+
+    # A posted registration, then its result: stored, then updated; a worker started afterwards serves it.
+    assert first.post(URL, json=[achievement("p1", "e_online")], headers=keys["frontend"]).json()["stored"] == 1
+    body = second.post(URL, json=[achievement("p1", "e_online", "participant", "2025-01-10", rank=3)],
+                       headers=keys2["frontend"]).json()
+    assert (body["stored"], body["updated"]) == (0, 1)
+    late_worker, keys3 = api_client(workers())
+    for client, headers in ((first, keys["frontend"]), (second, keys2["frontend"]), (late_worker, keys3["frontend"])):
+        next_events(client, headers, "p1")  # a read: the worker folds in what it lacks
+        assert graph_rows(client, "p1", "e_online") == ["participant"]
+        assert graph_rows(client, "p2", "e_school_24") == ["winner"]
+        assert len(client.app.state.serving.graph.achievements) == 8  # type: ignore[attr-defined]
+
+
+def test_concurrent_upgrades_of_one_key_end_with_one_row(
+    store: Store, workers: Callable[[], ServingState], api_client: ApiClientFactory
+) -> None:
+    apps = [api_client(workers()) for _ in range(2)]
+    results = ["registered", "participant", "completed", "finalist", "prize_winner", "winner"]
+    answers: list[dict[str, int]] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def client_run(n: int) -> None:
+        client, keys = apps[n % 2]
+        for j in range(6):  # each client walks the results in its own order
+            item = achievement("c0007", "e_online", results[(n + j) % len(results)], "2025-01-09", rank=n + 1)
+            r = client.post(URL, json=[item], headers=keys["frontend"])
+            with lock:
+                if r.status_code != 202:
+                    errors.append(r.text)
+                else:
+                    answers.append(r.json())
+
+    threads = [threading.Thread(target=client_run, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(answers) == 72
+    rows = stored_row(store, "c0007", "e_online")
+    assert len(rows) == 1 and stored(store) == 8
+    assert sum(a["stored"] for a in answers) == 1
+    assert sum(a["updated"] for a in answers) == revisions(store) >= 1
+    assert sum(a["accepted"] + a["duplicates"] for a in answers) == 72
+    # Every worker's graph ends with the one row, holding what the store holds.
+    for client, keys in apps:
+        next_events(client, keys["frontend"], "c0007")
+        assert graph_rows(client, "c0007", "e_online") == [rows[0][0]]
+        assert len(client.app.state.serving.graph.achievements) == 8  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+def test_a_registration_and_its_result_in_one_batch_act_as_posted_one_after_the_other(
+    store: Store, workers: Callable[[], ServingState], api_client: ApiClientFactory
+) -> None:
+    client, keys = api_client(workers())
+    batch = [achievement("p1", "e_online"), achievement("p1", "e_online"),  # a repeat: a duplicate
+             achievement("p1", "e_online", "participant", "2025-01-10", rank=4),
+             achievement("p4", "e_online", "winner", "2025-01-10"), achievement("p4", "e_online")]
+    body = client.post(URL, json=batch, headers=keys["frontend"]).json()
+    assert (body["accepted"], body["stored"], body["updated"], body["duplicates"]) == (3, 2, 1, 2)
+    [(result, day, source)] = stored_row(store, "p1", "e_online")
+    assert (result, day) == ("participant", "2025-01-10") and source.startswith("api:")
+    assert stored_row(store, "p4", "e_online")[0][0] == "winner"  # the late registration did not undo the win
+    assert graph_rows(client, "p1", "e_online") == ["participant"]
+    assert stored(store) == 9
+

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from features.ranking import FEATURES
@@ -11,7 +12,7 @@ from recommender.synth.config import SynthConfig
 from recommender.synth.generate import generate_world
 from training.evaluation import evaluate, temporal_split
 from training.popularity import PopularityRecommender
-from training.reranker import RerankerConfig, RerankerRecommender
+from training.reranker import RerankerConfig, RerankerRecommender, training_cuts
 
 CUT = "2024-11-01"
 
@@ -52,3 +53,37 @@ def test_score_drivers_name_features_and_survive_pickling(world: AchievementsGra
     model.save(tmp_path / "m.pkl")
     again = RerankerRecommender.load(tmp_path / "m.pkl").recommend([pid], 5, as_of=CUT, graph=past)
     np.testing.assert_allclose(again["score"], recs["score"])
+
+
+def test_training_cuts_add_the_serving_season_of_past_years_with_complete_labels() -> None:
+    latest, earliest = pd.Timestamp("2024-11-01"), pd.Timestamp("2022-09-01")
+    cfg = RerankerConfig()
+    cuts = training_cuts(cfg, latest, earliest)
+    last = latest - pd.Timedelta(days=cfg.horizon_days + cfg.label_lag_days)
+    assert all(c <= last for c in cuts) and len(set(cuts)) == len(cuts)
+    # The monthly cuts before the label window (June back to March) ...
+    assert cuts[: cfg.cuts] == [last - pd.Timedelta(days=30 * i) for i in range(cfg.cuts)]
+    # ... and November one year back (+/- a month); two years back the history would be too short.
+    assert [str(c.date()) for c in cuts[cfg.cuts :]] == ["2023-10-02", "2023-11-01", "2023-12-01"]
+    longer = training_cuts(cfg, latest, pd.Timestamp("2021-09-01"))
+    assert [str(c.date()) for c in longer[cfg.cuts :]] == [
+        "2023-10-02", "2023-11-01", "2023-12-01", "2022-10-02", "2022-11-01", "2022-12-01"
+    ]
+    assert training_cuts(RerankerConfig(seasonal_years=0), latest, earliest) == cuts[: cfg.cuts]
+    # A young graph has no past season to learn from: only the monthly cuts remain.
+    assert training_cuts(cfg, latest, pd.Timestamp("2024-01-01")) == cuts[: cfg.cuts]
+    # A later serving date moves the seasonal cuts with it, never past the label window.
+    spring = training_cuts(cfg, pd.Timestamp("2025-03-01"), earliest)
+    assert pd.Timestamp("2024-03-01") in spring and pd.Timestamp("2023-03-01") not in spring
+    assert max(spring) <= pd.Timestamp("2025-03-01") - pd.Timedelta(days=cfg.horizon_days + cfg.label_lag_days)
+
+
+def test_default_config_trains_on_seasonal_cuts_of_a_small_world(world: AchievementsGraph) -> None:
+    past = world.as_of(CUT)
+    model = RerankerRecommender().fit(past)
+    assert pd.Timestamp("2023-11-01") in model.training_cuts_
+    assert all(c <= pd.Timestamp(CUT) - pd.Timedelta(days=150) for c in model.training_cuts_)
+    assert model.training_groups_ > 100
+    pid = past.achievements["participant_id"].value_counts().index[0]
+    recs = model.recommend([pid], 5, as_of=CUT)
+    assert len(recs) and recs["score"].is_monotonic_decreasing
