@@ -123,6 +123,17 @@ class EventArrays:
         )
 
 
+# Up to this many ids are looked up one by one (see `participant_positions`).
+FEW_IDS = 16
+
+
+def _position(index: pd.Index, key: str) -> int:
+    try:
+        return int(index.get_loc(key))  # the index is unique: an int
+    except KeyError:
+        return -1
+
+
 @dataclass(frozen=True)
 class AchievementsGraph:
     """A frozen, typed view of the achievements graph.
@@ -274,6 +285,11 @@ class AchievementsGraph:
 
     def participant_positions(self, participant_ids: list[str] | pd.Index | np.ndarray) -> np.ndarray:
         """Internal ids of the given external ids; -1 for unknown ones."""
+        if len(participant_ids) <= FEW_IDS:
+            # A request's few ids: one hash look-up each. `get_indexer` first converts the whole index
+            # (about 1.2 ms for 1,000,000 participants, on every request).
+            index = self.participant_index
+            return np.asarray([_position(index, str(pid)) for pid in participant_ids], dtype=np.int64)
         return np.asarray(self.participant_index.get_indexer(pd.Index(participant_ids).astype(str)))
 
     # ---- time ---------------------------------------------------------------------------------
