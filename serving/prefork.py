@@ -70,8 +70,14 @@ class Supervisor:
 
     def run(self) -> int:
         """Fork the workers and wait: 0 after a requested stop, 1 when workers kept dying."""
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
+        previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            return self._supervise()
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def _supervise(self) -> int:
         for _ in range(self.workers):
             self._fork_one()
         status = 0
@@ -80,8 +86,6 @@ class Supervisor:
                 pid, code = os.wait()
             except ChildProcessError:
                 break
-            except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for clarity
-                continue
             started = self.children.pop(pid, None)
             _forget_metrics_of(pid)
             if started is None or self.stopping:
