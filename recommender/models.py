@@ -78,6 +78,13 @@ class EventRecommender(ABC):
 
     name: str = "base"
 
+    @property
+    def pairwise_scores(self) -> bool:
+        """True when a pair's score does not depend on which other events are scored with it (no normalizing
+        over the candidates): `recommend` then scores only the events the rules allow, the same ranking for
+        less work (a participant may take a few hundred of the open events)."""
+        return False
+
     def fit(self, graph: AchievementsGraph) -> Self:
         self._fit(graph)
         self.graph_ = graph
@@ -122,9 +129,14 @@ class EventRecommender(ABC):
         for start in range(0, len(p_known), BLOCK):
             block = p_known[start : start + BLOCK]
             allowed = eligibility_mask(g, now, block, events)
-            scores = np.asarray(self._score(g, block, events, now, allowed), dtype=np.float64)
+            cand, cand_ids = events, event_ids
+            if self.pairwise_scores:  # score only the events someone in the block may take
+                cols = np.flatnonzero(allowed.any(axis=0))
+                if len(cols) < len(events):
+                    cand, cand_ids, allowed = events[cols], event_ids[cols], allowed[:, cols]
+            scores = np.asarray(self._score(g, block, cand, now, allowed), dtype=np.float64)
             scores = np.where(allowed, scores, -np.inf)
-            frames.append(_top_k(scores, ids_known[start : start + BLOCK], event_ids, k))
+            frames.append(_top_k(scores, ids_known[start : start + BLOCK], cand_ids, k))
         out = pd.concat(frames, ignore_index=True)
         return out if len(out) else empty_recommendations()
 

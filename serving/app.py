@@ -31,14 +31,15 @@ from serving.services import fold_in
 from serving.services.jobs import start_up as start_jobs
 from serving.settings import Settings, get_settings
 from serving.state import ServingState, load_state
+from serving.store_changes import PROCESS_CHANGES, StoreChanges
 
 
 def create_app(settings: Settings | None = None, *, state: ServingState | None = None,
                graph: AchievementsGraph | None = None, preloaded: bool = False,
-               rate_limiter: RateLimits | None = None) -> FastAPI:
+               rate_limiter: RateLimits | None = None, store_changes: StoreChanges | None = None) -> FastAPI:
     """Build the app; the graph and champion load at start-up unless a state is given: a test's fixture, or
     with `preloaded` the state a pre-forking parent loaded for its workers (served, watched and logged as a
-    real service)."""
+    real service). A pre-forking parent passes the rate limiter and write counter its workers share."""
     cfg = settings or get_settings()
     service = state is None or preloaded
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None, *, state: ServingState | None =
         lifespan=lifespan,
     )
     app.state.settings = cfg
+    app.state.store_changes = store_changes or PROCESS_CHANGES
     install_guards(app, cfg, rate_limiter)
     if state is not None:
         app.state.serving = state

@@ -57,6 +57,7 @@ def _run_prefork(host: str, port: int, workers: int) -> int:
     from serving.settings import get_settings
     from serving.shared_rate_limits import SharedRateLimiter
     from serving.state import load_state
+    from serving.store_changes import StoreChanges
 
     settings = get_settings()
     configure_logging(settings.log_format, settings.log_level)
@@ -64,13 +65,14 @@ def _run_prefork(host: str, port: int, workers: int) -> int:
     if state.store is not None:
         state.store.engine.dispose()  # no connection of the parent's is inherited by a worker
     limiter = SharedRateLimiter()  # made before the fork: one key's rate holds across all workers
+    changes = StoreChanges()  # likewise: a write of any worker is seen by all at their next request
     share_loaded_objects()
     config = uvicorn.Config(create_app, factory=True, host=host, port=port, log_config=None,
                             timeout_graceful_shutdown=GRACEFUL_SECONDS)
     sock = config.bind_socket()
 
     def serve(listening: socket.socket) -> None:
-        app = create_app(settings, state=state, preloaded=True, rate_limiter=limiter)
+        app = create_app(settings, state=state, preloaded=True, rate_limiter=limiter, store_changes=changes)
         uvicorn.Server(uvicorn.Config(app, log_config=None, timeout_graceful_shutdown=GRACEFUL_SECONDS)).run(
             sockets=[listening]
         )

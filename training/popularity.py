@@ -37,6 +37,10 @@ class PopularityRecommender(EventRecommender):
     def __init__(self, config: PopularityConfig | None = None) -> None:
         self.config = config or PopularityConfig()
 
+    @property
+    def pairwise_scores(self) -> bool:
+        return True  # a pair's score reads its participant's region and grade and its event's series only
+
     def _fit(self, graph: AchievementsGraph) -> None:
         cfg = self.config
         a = graph.achievements
@@ -72,21 +76,39 @@ class PopularityRecommender(EventRecommender):
         allowed: np.ndarray,
     ) -> np.ndarray:
         cfg = self.config
+        series, prior = self._event_columns(graph)
         # Events of series unseen at fit time (new series) get only the format/level prior.
-        keys = graph.series_keys().to_numpy()[events].astype(str)
-        s = self.series_.index.get_indexer(keys)
+        s = series[events]
         seen = s >= 0
         s_safe = np.where(seen, s, 0)
-        regions = graph.participants[Columns.Region].astype("string").fillna("?") \
-            if Columns.Region in graph.participants.columns else pd.Series(["?"] * graph.n_participants)
-        r = self.regions_.get_indexer(regions.to_numpy()[participants])
+        # Only the scored participants' rows are read: a request must not touch every participant (1M).
+        if Columns.Region in graph.participants.columns:
+            regions = graph.participants[Columns.Region].iloc[participants].astype("string").fillna("?").to_numpy()
+        else:
+            regions = np.full(len(participants), "?", dtype=object)
+        r = self.regions_.get_indexer(regions)
         r = np.where(r >= 0, r, self.regions_.get_loc("?"))
-        g = _grade_codes(graph.grades_at(as_of)[participants])
+        g = _grade_codes(graph.grades_at(as_of, np.asarray(participants)))
         local = self.region_grade_[r * GRADE_BUCKETS + g][:, s_safe].toarray()
         by_grade = self.grade_[g][:, s_safe].toarray()
         total = self.series_total_[s_safe][None, :]
         scores = local + cfg.grade_backoff * by_grade + cfg.series_backoff * total
         scores[:, ~seen] = 0.0
-        fl = (graph.events["format"].astype(str) + "/" + graph.events["level"].astype(str)).to_numpy()[events]
+        return scores + cfg.format_backoff * prior[events][None, :]
+
+    def _event_columns(self, graph: AchievementsGraph) -> tuple[np.ndarray, np.ndarray]:
+        """Per event of the graph: its series' position at fit time (-1: unseen) and its format/level prior,
+        kept while the events table is the same object (graphs that only gain achievements share it)."""
+        cached = getattr(self, "_events_cache", None)
+        if cached is not None and cached[0] is graph.events:
+            return cached[1], cached[2]
+        series = self.series_.index.get_indexer(graph.series_keys().to_numpy().astype(str))
+        fl = (graph.events["format"].astype(str) + "/" + graph.events["level"].astype(str)).to_numpy()
         prior = self.format_level_.reindex(fl).fillna(0.0).to_numpy()
-        return scores + cfg.format_backoff * prior[None, :]
+        self._events_cache = (graph.events, series, prior)
+        return series, prior
+
+    def __getstate__(self) -> dict[str, object]:
+        state = super().__getstate__()
+        state.pop("_events_cache", None)
+        return state

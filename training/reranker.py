@@ -234,6 +234,11 @@ class RerankerRecommender(EventRecommender):
             return
         self._ctx_cache = (after, cached[1], ctx)
 
+    @property
+    def pairwise_scores(self) -> bool:
+        # pair_features reads one participant and one event per row; generators normalize over the candidates.
+        return not getattr(self, "generators_", [])
+
     def _predict(self, x: np.ndarray) -> np.ndarray:
         """The booster on a float32 matrix in `feature_names_` order (what `predict` gives for it as a frame).
 

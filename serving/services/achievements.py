@@ -127,6 +127,7 @@ def post_achievements(
     if rejected:
         quarantine(store, items, rejected)
     if written.inserted or written.updated:
+        sync.changes.bump()  # every worker of the service asks the database before its next answer
         sync.sync(now=True)
     log.info("achievements posted: %d stored, %d updated, %d duplicates, %d rejected", written.inserted,
              written.updated, written.duplicates + checked.repeated, len(rejected))

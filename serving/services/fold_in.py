@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -23,12 +24,14 @@ from recommender.store.store import Store
 from recommender.store.tables import PK
 from serving.deps import per_state
 from serving.state import ServingState
+from serving.store_changes import PROCESS_CHANGES, StoreChanges
 
 log = logging.getLogger("trajectory.serving")
 
 # Requests that read the graph check the store for newer rows first (one indexed query), so an
 # achievement stored by any worker shows in the next answer of every worker.
 SYNCED_PATHS: Final = ("/v1/participants/", "/v1/teams/", "/v1/programs/", "/v1/health")
+HEALTH_PATH: Final = "/v1/health"
 PAGE_ROWS: Final = 50_000
 # After a failed look-up the store is not asked again for this long: requests answer from memory at once.
 RETRY_SECONDS: Final = 2.0
@@ -46,10 +49,17 @@ class GraphSync:
     newest pk. Rows the API changed after storing them (a result upgrade) are found the same way, by a
     second watermark over their revisions (in commit order too); a worker starts it at 0, so it folds in
     every change since the snapshot, and a fold-in replaces the graph's row of that key.
+
+    The database is asked only when the service's shared write counter moved since the last look (a worker
+    stored something) or `poll_seconds` passed (writers outside the service); see serving/store_changes.py.
     """
 
-    def __init__(self, state: ServingState) -> None:
+    def __init__(self, state: ServingState, changes: StoreChanges | None = None, poll_seconds: float = 0.0) -> None:
         self.state = state
+        self.changes = changes or PROCESS_CHANGES
+        self.poll_seconds = poll_seconds
+        self._seen_changes = -1  # the counter's value at the last successful look at the database
+        self._poll_at = 0.0
         self.watermark: int | None = None
         self.revision = 0  # the newest achievement revision folded in
         self.folded = 0  # rows folded in since start-up
@@ -59,24 +69,36 @@ class GraphSync:
         self._down = False
 
     # ---- the per-request check ---------------------------------------------------------------------------
-    def sync(self, *, now: bool = False) -> int:
+    def current(self) -> bool:
+        """True when the graph holds everything the store had at the last look and nothing was written since:
+        a request may answer without asking the database (cheap; called on the event loop)."""
+        return (not self._down and self.watermark is not None and self.changes.value() == self._seen_changes
+                and time.monotonic() < self._poll_at)
+
+    def sync(self, *, now: bool = False, look: bool = False) -> int:
         """Fold in what other workers (or this one) stored since the last call; the rows folded.
 
         Never raises on a database outage: the graph in memory keeps answering and /health says why.
         After a failure the store is asked again only RETRY_SECONDS later, unless `now` (a write just
-        reached it).
+        reached it). Else it is asked only when the graph may lack something (see `current`), or with `look`
+        (/health reports the database as it is).
         """
         store = self.state.store
         if store is None:
             return 0
         if self._down and not now and time.monotonic() < self._retry_at:
             return 0
+        if not (now or look) and self.current():
+            return 0
+        changes = self.changes.value()  # read before the look: a write committed meanwhile moves it again
+        looked = time.monotonic()
         try:
             if self.watermark is not None:
                 with store.engine.connect() as conn:
                     newest, revision = online.achievement_marks(conn)
                     if newest <= self.watermark and revision <= self.revision:
                         self._set_down(False)
+                        self._looked(changes, looked)
                         return 0
             with self._lock:
                 folded = self._catch_up(store)
@@ -87,7 +109,12 @@ class GraphSync:
             log.exception("fold-in failed; answering from the graph in memory")
             return 0
         self._set_down(False)
+        self._looked(changes, looked)
         return folded
+
+    def _looked(self, changes: int, at: float) -> None:
+        self._seen_changes = changes
+        self._poll_at = at + self.poll_seconds
 
     def _catch_up(self, store: Store) -> int:
         folded = 0
@@ -184,7 +211,8 @@ class GraphSync:
 _REASONS_LOCK = threading.Lock()
 def graph_sync_for(app: FastAPI) -> GraphSync:
     """The app's GraphSync for its current serving state (made on first use)."""
-    return per_state(app, "graph_sync", GraphSync)
+    return per_state(app, "graph_sync", lambda state: GraphSync(
+        state, getattr(app.state, "store_changes", None), float(app.state.settings.store_poll_seconds)))
 
 
 def get_graph_sync(request: Request) -> GraphSync:
@@ -204,7 +232,10 @@ class FreshGraphMiddleware:
         if scope["type"] == "http" and str(scope.get("path", "")).startswith(SYNCED_PATHS):
             app = scope.get("app")
             if isinstance(app, FastAPI) and getattr(app.state, "serving", None) is not None:
-                await anyio.to_thread.run_sync(graph_sync_for(app).sync)
+                sync = graph_sync_for(app)
+                health = str(scope.get("path", "")).startswith(HEALTH_PATH)
+                if health or not sync.current():  # else nothing was stored since the last look: no query, no hop
+                    await anyio.to_thread.run_sync(functools.partial(sync.sync, look=health))
         await self.app(scope, receive, send)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -312,3 +313,61 @@ def test_a_registration_and_its_result_in_one_batch_act_as_posted_one_after_the_
     assert graph_rows(client, "p1", "e_online") == ["participant"]
     assert stored(store) == 9
 
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+def test_the_database_is_asked_only_when_a_write_may_be_missing(
+    store: Store, workers: Callable[[], ServingState]
+) -> None:
+    from sqlalchemy import event
+
+    from serving.app import create_app
+    from serving.settings import Settings
+    from serving.store_changes import StoreChanges
+    from tests.serving.conftest import scope_keys
+
+    poll = 0.5
+    host_a, host_b = StoreChanges(), StoreChanges()  # two services on one database: no shared counter
+    writer = TestClient(create_app(Settings(store_poll_seconds=600), state=workers(), store_changes=host_a))
+    sibling = TestClient(create_app(Settings(store_poll_seconds=600), state=workers(), store_changes=host_a))
+    reader = TestClient(create_app(Settings(store_poll_seconds=poll), state=workers(), store_changes=host_b))
+    headers = scope_keys(store)["frontend"]
+    for client in (writer, sibling, reader):
+        assert "e_online" in next_events(client, headers, "p1")  # each looks once (and caches the key)
+
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute", lambda *args: statements.append(str(args[2])))
+    for _ in range(5):
+        next_events(sibling, headers, "p1")
+    assert statements == []  # nothing written since the last look: answered from memory, no query
+
+    r = writer.post(URL, json=[achievement("p1", "e_online")], headers=headers)
+    assert r.status_code == 202 and r.json()["stored"] == 1
+    # A worker of the same service sees the write at once (the shared counter moved) ...
+    assert "e_online" not in next_events(sibling, headers, "p1")
+    # ... another service's worker by its next look at the database, within store_poll_seconds.
+    deadline = time.monotonic() + poll + 2.0
+    while "e_online" in next_events(reader, headers, "p1"):
+        assert time.monotonic() < deadline, "not folded in within store_poll_seconds"
+        time.sleep(0.05)
+
+
+def test_the_write_counter_is_shared_by_forked_workers() -> None:
+    import multiprocessing
+
+    from serving.store_changes import StoreChanges
+
+    changes = StoreChanges()
+
+    def bump_often() -> None:
+        for _ in range(500):
+            changes.bump()
+
+    ctx = multiprocessing.get_context("fork")
+    children = [ctx.Process(target=bump_often) for _ in range(3)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(30)
+        assert child.exitcode == 0
+    assert changes.value() == 1500  # every bump of every worker, none lost to a race

@@ -87,3 +87,39 @@ def test_default_config_trains_on_seasonal_cuts_of_a_small_world(world: Achievem
     pid = past.achievements["participant_id"].value_counts().index[0]
     recs = model.recommend([pid], 5, as_of=CUT)
     assert len(recs) and recs["score"].is_monotonic_decreasing
+
+
+class _AllEvents(RerankerRecommender):
+    """The same model scoring every open event, as before `pairwise_scores` let it skip the ineligible ones."""
+
+    @property
+    def pairwise_scores(self) -> bool:
+        return False
+
+
+class _AllEventsPopularity(PopularityRecommender):
+    @property
+    def pairwise_scores(self) -> bool:
+        return False
+
+
+def test_scoring_only_allowed_events_ranks_as_scoring_all(world: AchievementsGraph) -> None:
+    past = world.as_of(CUT)
+    model = RerankerRecommender(RerankerConfig(cuts=2, seasonal_years=0, n_estimators=30, groups_per_cut=1000))
+    model.fit(past)
+    assert model.pairwise_scores
+    everything = _AllEvents.__new__(_AllEvents)
+    everything.__dict__.update(model.__dict__)
+    popularity = PopularityRecommender().fit(past)
+    popularity_all = _AllEventsPopularity.__new__(_AllEventsPopularity)
+    popularity_all.__dict__.update(popularity.__dict__)
+    ids = list(past.participant_index[:300])
+    for fast, slow in ((model, everything), (popularity, popularity_all)):
+        for pid in ids[:40]:  # one participant at a time, as a request does
+            pd.testing.assert_frame_equal(fast.recommend([pid], 10, as_of=CUT), slow.recommend([pid], 10, as_of=CUT))
+        together = fast.recommend(ids, 10, as_of=CUT)
+        assert len(together) > 0
+        pd.testing.assert_frame_equal(together, slow.recommend(ids, 10, as_of=CUT))
+    # With candidate generators as features (normalized over the candidates) every open event is scored.
+    cheap = RerankerConfig(cuts=1, seasonal_years=0, n_estimators=10, groups_per_cut=300, generators=["content_match"])
+    assert not RerankerRecommender(cheap).fit(past).pairwise_scores
