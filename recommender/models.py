@@ -111,12 +111,7 @@ class EventRecommender(ABC):
     ) -> pd.DataFrame:
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        g = graph if graph is not None else getattr(self, "graph_", None)
-        if g is None:
-            raise RuntimeError(f"{type(self).__name__} has no graph: fit it or pass graph=")
-        now = to_timestamp(as_of)
-        if not g.known_before(now):
-            g = g.as_of(now)
+        g, now = self._graph_at(graph, as_of)
         positions = g.participant_positions(list(participant_ids))
         known = positions >= 0
         p_known = positions[known]
@@ -127,18 +122,54 @@ class EventRecommender(ABC):
         frames = []
         event_ids = g.event_index[events].to_numpy()  # the open events only: never all events per request
         for start in range(0, len(p_known), BLOCK):
-            block = p_known[start : start + BLOCK]
-            allowed = eligibility_mask(g, now, block, events)
-            cand, cand_ids = events, event_ids
-            if self.pairwise_scores:  # score only the events someone in the block may take
-                cols = np.flatnonzero(allowed.any(axis=0))
-                if len(cols) < len(events):
-                    cand, cand_ids, allowed = events[cols], event_ids[cols], allowed[:, cols]
-            scores = np.asarray(self._score(g, block, cand, now, allowed), dtype=np.float64)
-            scores = np.where(allowed, scores, -np.inf)
-            frames.append(_top_k(scores, ids_known[start : start + BLOCK], cand_ids, k))
+            columns, scores = self._block_top(g, now, p_known[start : start + BLOCK], events, k)
+            frames.append(_top_k_frame(columns, scores, ids_known[start : start + BLOCK], event_ids))
         out = pd.concat(frames, ignore_index=True)
         return out if len(out) else empty_recommendations()
+
+    def top_events(
+        self,
+        participant_id: str,
+        k: int,
+        *,
+        as_of: date | str | pd.Timestamp,
+        filters: EventFilters | None = None,
+        graph: AchievementsGraph | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One participant's top k as arrays, best first: event positions in the graph and their scores, the
+        rows `recommend([participant_id], k)` gives, without building a frame (the request path)."""
+        if k < 1:
+            raise ValueError(f"k must be at least 1, got {k}")
+        g, now = self._graph_at(graph, as_of)
+        position = g.participant_positions([participant_id])
+        events = open_events(g, now, filters)
+        if len(events) == 0 or position[0] < 0:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+        columns, scores = self._block_top(g, now, position, events, k)
+        valid = np.isfinite(scores[0])
+        return events[columns[0][valid]], scores[0][valid]
+
+    def _graph_at(self, graph: AchievementsGraph | None, as_of: date | str | pd.Timestamp
+                  ) -> tuple[AchievementsGraph, pd.Timestamp]:
+        g = graph if graph is not None else getattr(self, "graph_", None)
+        if g is None:
+            raise RuntimeError(f"{type(self).__name__} has no graph: fit it or pass graph=")
+        now = to_timestamp(as_of)
+        return (g if g.known_before(now) else g.as_of(now)), now
+
+    def _block_top(self, g: AchievementsGraph, now: pd.Timestamp, block: np.ndarray, events: np.ndarray, k: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+        """A block's best events: columns of `events` [block x k] and scores (-inf past the allowed ones)."""
+        allowed = eligibility_mask(g, now, block, events)
+        cols = np.arange(len(events))
+        if self.pairwise_scores:  # score only the events someone in the block may take
+            cols = np.flatnonzero(allowed.any(axis=0))
+            if len(cols) < len(events):
+                events, allowed = events[cols], allowed[:, cols]
+        scores = np.asarray(self._score(g, block, events, now, allowed), dtype=np.float64)
+        scores = np.where(allowed, scores, -np.inf)
+        order, top = _top_columns(scores, k)
+        return cols[order], top
 
     def score_events(
         self, graph: AchievementsGraph, participant: int, events: np.ndarray, as_of: date | str | pd.Timestamp
@@ -165,20 +196,31 @@ class EventRecommender(ABC):
         return model
 
 
-def _top_k(scores: np.ndarray, participant_ids: np.ndarray, event_ids: np.ndarray, k: int) -> pd.DataFrame:
+def _top_columns(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Columns of each row's k best scores, and those scores: score descending, ties by column (event position)."""
     n_p, n_e = scores.shape
     kk = min(k, n_e)
-    # Stable order: score descending, then event position ascending.
-    order = np.lexsort((np.broadcast_to(np.arange(n_e), scores.shape), -scores), axis=1)[:, :kk]
-    top = np.take_along_axis(scores, order, axis=1)
-    valid = np.isfinite(top)
+    if n_p == 1 and n_e > kk:  # a request: only the candidates that can reach the top k are sorted
+        row = scores[0]
+        cut = row[np.argpartition(-row, kk - 1)[:kk]].min()
+        near = np.flatnonzero(row >= cut) if cut > -np.inf else np.arange(n_e)
+        order = near[np.lexsort((near, -row[near]))][:kk][None, :]
+    else:
+        order = np.lexsort((np.broadcast_to(np.arange(n_e), scores.shape), -scores), axis=1)[:, :kk]
+    return order, np.take_along_axis(scores, order, axis=1)
+
+
+def _top_k_frame(columns: np.ndarray, scores: np.ndarray, participant_ids: np.ndarray, event_ids: np.ndarray
+                 ) -> pd.DataFrame:
+    n_p, kk = columns.shape
+    valid = np.isfinite(scores)
     rows = np.repeat(np.arange(n_p), kk).reshape(n_p, kk)
     ranks = np.cumsum(valid, axis=1)
     return pd.DataFrame(
         {
             Columns.Participant: pd.array(participant_ids[rows[valid]], dtype="string"),
-            Columns.Event: pd.array(event_ids[order[valid]], dtype="string"),
-            Columns.Score: top[valid].astype(np.float64),
+            Columns.Event: pd.array(event_ids[columns[valid]], dtype="string"),
+            Columns.Score: scores[valid].astype(np.float64),
             Columns.Rank: ranks[valid].astype(np.int64),
         }
     )

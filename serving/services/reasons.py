@@ -40,6 +40,7 @@ DEFAULT_ORDER = ("stage", "interest", "level", "series", "reach")
 class EventFacts:
     """The events' columns an answer and its reasons show, as plain arrays: built once per events table."""
 
+    ids: np.ndarray  # str: event_id by position
     title: np.ndarray  # str (pandas' text for a missing value, as str() gives it)
     format: np.ndarray  # str
     level: np.ndarray  # str
@@ -50,6 +51,7 @@ class EventFacts:
     series: np.ndarray  # series code: equal codes, same series
     competences: list[list[str]]  # by weight, strongest first
     topics: dict[str, str]  # competence id -> its lower-case English name
+    competence_ids: np.ndarray  # str: competence id by position in the graph's competence index
 
     @classmethod
     def of(cls, graph: AchievementsGraph) -> EventFacts:
@@ -64,6 +66,7 @@ class EventFacts:
         texts = ev["competences"] if "competences" in ev.columns else pd.Series([None] * n)
         names = graph.competences.get("name_en", graph.competences[Columns.Competence]).astype(str)
         return cls(
+            ids=np.asarray([str(v) for v in graph.event_index], dtype=object),
             title=np.asarray([str(v) for v in ev["title"]], dtype=object),
             format=np.asarray([str(v) for v in ev["format"]], dtype=object),
             level=np.asarray([str(v) for v in ev["level"]], dtype=object),
@@ -78,6 +81,7 @@ class EventFacts:
             ],
             topics={c: name.lower() for c, name in
                     zip(graph.competences[Columns.Competence].astype(str), names, strict=True)},
+            competence_ids=np.asarray([str(v) for v in graph.competence_index], dtype=object),
         )
 
 
@@ -113,17 +117,17 @@ class _Facts:
         self.taken_rows = pe.data[start:end]  # achievements at each (a person may hold several roles)
         self.has_history = bool(end > start)
         if self.has_history:
-            # Only this participant's row: the request path never multiplies the whole graph.
-            row = pe[participant] @ graph.event_competence()
-            profile = np.asarray(row.todense()).ravel()
-            self.interests = {c for c, v in zip(graph.competence_index, profile, strict=True) if v > 0}
+            # The competences of the events taken (weights are positive): read from their rows, no sparse product.
+            ec = graph.event_competence()
+            entries = np.concatenate([np.arange(ec.indptr[e], ec.indptr[e + 1]) for e in self.taken])
+            self.interests = set(self.events.competence_ids[ec.indices[entries[ec.data[entries] > 0]]])
             self.best_level = int(self.events.level_rank[self.taken].max())
         else:
             self.interests = set()
             self.best_level = -1
         declared = graph.participant_interests()
-        self.declared = {str(graph.competence_index[j])
-                         for j in declared.indices[declared.indptr[participant]:declared.indptr[participant + 1]]}
+        self.declared = set(self.events.competence_ids[
+            declared.indices[declared.indptr[participant]:declared.indptr[participant + 1]]])
 
     def topic(self, cid: str) -> str:
         return self.events.topics.get(cid, cid.lower())

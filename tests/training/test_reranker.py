@@ -116,7 +116,11 @@ def test_scoring_only_allowed_events_ranks_as_scoring_all(world: AchievementsGra
     ids = list(past.participant_index[:300])
     for fast, slow in ((model, everything), (popularity, popularity_all)):
         for pid in ids[:40]:  # one participant at a time, as a request does
-            pd.testing.assert_frame_equal(fast.recommend([pid], 10, as_of=CUT), slow.recommend([pid], 10, as_of=CUT))
+            one = fast.recommend([pid], 10, as_of=CUT)
+            pd.testing.assert_frame_equal(one, slow.recommend([pid], 10, as_of=CUT))
+            events, scores = fast.top_events(pid, 10, as_of=CUT)  # the request path's arrays: the same rows
+            assert list(past.event_index[events]) == list(one["event_id"])
+            np.testing.assert_array_equal(scores, one["score"].to_numpy())
         together = fast.recommend(ids, 10, as_of=CUT)
         assert len(together) > 0
         pd.testing.assert_frame_equal(together, slow.recommend(ids, 10, as_of=CUT))
