@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
+
 import numpy as np
 import pandas as pd
 from lightgbm import LGBMRanker
@@ -265,7 +268,29 @@ class RerankerRecommender(EventRecommender):
             rows, cols = np.nonzero(mask)
             block = scores[sl]
             block[rows, cols] = self._predict(feats[rows, cols])
+            if len(participants) == 1:  # a request: its reasons read these rows again (score_drivers)
+                self._last_request().scored = (weakref.ref(graph), int(participants[0]), as_of, np.asarray(events),
+                                               feats[0])  # not the graph itself: a folded-over one is freed
         return scores
+
+    def _last_request(self) -> threading.local:
+        local = getattr(self, "_local", None)
+        if local is None:
+            local = self._local = threading.local()
+        return local
+
+    def _scored_features(self, graph: AchievementsGraph, participant: int, events: np.ndarray, as_of: pd.Timestamp
+                         ) -> np.ndarray | None:
+        """The features this thread's last one-participant scoring built for `events`, if it built them all."""
+        scored = getattr(self._last_request(), "scored", None)
+        if scored is None or scored[0]() is not graph or scored[1] != participant or scored[2] != as_of:
+            return None
+        seen: np.ndarray = scored[3]
+        at = np.searchsorted(seen, events)  # candidates are event positions in ascending order
+        if len(seen) == 0 or (at >= len(seen)).any() or (seen[np.minimum(at, len(seen) - 1)] != events).any():
+            return None
+        rows: np.ndarray = scored[4][at]
+        return rows
 
     def tree_paths(self) -> TreePaths:
         """The booster's trees as flat node arrays (parsed once per fitted or loaded model)."""
@@ -296,12 +321,14 @@ class RerankerRecommender(EventRecommender):
         """
         if len(events) == 0:
             return []
-        ctx = self._context(graph, to_timestamp(as_of))
+        now = to_timestamp(as_of)
         one, evs = np.asarray([participant]), np.asarray(events)
-        feats = self._with_generator_scores(
-            pair_features(graph, ctx, one, evs), self.generators_, graph, one, evs, to_timestamp(as_of),
-            np.ones((1, len(evs)), dtype=bool),
-        )[0]
+        feats = self._scored_features(graph, participant, evs, now) if self.pairwise_scores else None
+        if feats is None:
+            feats = self._with_generator_scores(
+                pair_features(graph, self._context(graph, now), one, evs), self.generators_, graph, one, evs, now,
+                np.ones((1, len(evs)), dtype=bool),
+            )[0]
         contrib = self.contributions(feats)
         order = np.argsort(-contrib, axis=1, kind="stable")[:, :top]
         return [[self.feature_names_[j] for j in row if contrib[i, j] > 0] for i, row in enumerate(order)]
@@ -311,4 +338,5 @@ class RerankerRecommender(EventRecommender):
         state.pop("_ctx_cache", None)
         state.pop("_side_cache", None)
         state.pop("_paths_cache", None)
+        state.pop("_local", None)
         return state

@@ -121,6 +121,13 @@ def test_scoring_only_allowed_events_ranks_as_scoring_all(world: AchievementsGra
             events, scores = fast.top_events(pid, 10, as_of=CUT)  # the request path's arrays: the same rows
             assert list(past.event_index[events]) == list(one["event_id"])
             np.testing.assert_array_equal(scores, one["score"].to_numpy())
+            if fast is model and len(events):  # reasons read the rows the ranking built, as if built again
+                position = int(past.participant_positions([pid])[0])
+                cut = pd.Timestamp(CUT)
+                reused = model.score_drivers(past, position, events, cut)
+                assert model._scored_features(past, position, events, cut) is not None
+                model._last_request().scored = None
+                assert model.score_drivers(past, position, events, cut) == reused
         together = fast.recommend(ids, 10, as_of=CUT)
         assert len(together) > 0
         pd.testing.assert_frame_equal(together, slow.recommend(ids, 10, as_of=CUT))
