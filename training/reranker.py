@@ -262,7 +262,7 @@ class RerankerRecommender(EventRecommender):
             if not mask.any():
                 continue
             feats = self._with_generator_scores(
-                pair_features(graph, ctx, participants[sl], events), self.generators_, graph, participants[sl],
+                self._pair_features(graph, ctx, participants[sl], events), self.generators_, graph, participants[sl],
                 events, as_of, mask,
             )
             rows, cols = np.nonzero(mask)
@@ -272,6 +272,28 @@ class RerankerRecommender(EventRecommender):
                 self._last_request().scored = (weakref.ref(graph), int(participants[0]), as_of, np.asarray(events),
                                                feats[0])  # not the graph itself: a folded-over one is freed
         return scores
+
+    def _pair_features(self, graph: AchievementsGraph, ctx: RankingContext, participants: np.ndarray,
+                       events: np.ndarray) -> np.ndarray:
+        """`pair_features` in the columns this model was trained on: a model registered before a feature was added
+        to FEATURES keeps serving (its champion alias stays valid across upgrades of the code)."""
+        feats = pair_features(graph, ctx, participants, events)
+        columns = self._own_columns()
+        return feats if columns is None else feats[..., columns]
+
+    def _own_columns(self) -> np.ndarray | None:
+        own = tuple(self.feature_names_[: len(self.feature_names_) - len(self.generators_)])
+        if own == FEATURES:
+            return None
+        cached = getattr(self, "_columns_cache", None)
+        if cached is not None and cached[0] == own and cached[1] is FEATURES:
+            return cached[2]
+        unknown = [name for name in own if name not in FEATURES]
+        if unknown:
+            raise ValueError(f"the model was trained on features this version no longer computes: {unknown}")
+        columns = np.asarray([FEATURES.index(name) for name in own], dtype=np.int64)
+        self._columns_cache = (own, FEATURES, columns)
+        return columns
 
     def _last_request(self) -> threading.local:
         local = getattr(self, "_local", None)
@@ -326,7 +348,7 @@ class RerankerRecommender(EventRecommender):
         feats = self._scored_features(graph, participant, evs, now) if self.pairwise_scores else None
         if feats is None:
             feats = self._with_generator_scores(
-                pair_features(graph, self._context(graph, now), one, evs), self.generators_, graph, one, evs, now,
+                self._pair_features(graph, self._context(graph, now), one, evs), self.generators_, graph, one, evs, now,
                 np.ones((1, len(evs)), dtype=bool),
             )[0]
         contrib = self.contributions(feats)
@@ -339,4 +361,5 @@ class RerankerRecommender(EventRecommender):
         state.pop("_side_cache", None)
         state.pop("_paths_cache", None)
         state.pop("_local", None)
+        state.pop("_columns_cache", None)
         return state

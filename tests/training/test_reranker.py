@@ -134,3 +134,31 @@ def test_scoring_only_allowed_events_ranks_as_scoring_all(world: AchievementsGra
     # With candidate generators as features (normalized over the candidates) every open event is scored.
     cheap = RerankerConfig(cuts=1, seasonal_years=0, n_estimators=10, groups_per_cut=300, generators=["content_match"])
     assert not RerankerRecommender(cheap).fit(past).pairwise_scores
+
+
+def test_a_model_trained_before_a_feature_was_added_keeps_ranking_the_same(
+    world: AchievementsGraph, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import training.reranker as reranker
+
+    past = world.as_of(CUT)
+    model = RerankerRecommender(RerankerConfig(cuts=1, seasonal_years=0, n_estimators=20, groups_per_cut=500))
+    model.fit(past)
+    ids = list(past.participant_index[:200])
+    before = model.recommend(ids, 10, as_of=CUT)
+    # A later version of the code computes one more feature, in the middle of the list.
+    middle = len(FEATURES) // 2
+    upgraded = (*FEATURES[:middle], "a_new_feature", *FEATURES[middle:])
+    computed = reranker.pair_features
+
+    def with_new_column(*args: object) -> np.ndarray:
+        feats = computed(*args)  # type: ignore[arg-type]
+        return np.insert(feats, middle, np.float32(7.0), axis=-1)
+
+    monkeypatch.setattr(reranker, "FEATURES", upgraded)
+    monkeypatch.setattr(reranker, "pair_features", with_new_column)
+    pd.testing.assert_frame_equal(model.recommend(ids, 10, as_of=CUT), before)
+    # A model needing a feature the code dropped fails clearly (the service then degrades to popularity).
+    monkeypatch.setattr(reranker, "FEATURES", upgraded[1:])
+    with pytest.raises(ValueError, match="no longer computes"):
+        model.recommend(ids[:1], 10, as_of=CUT)
