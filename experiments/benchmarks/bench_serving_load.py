@@ -88,7 +88,18 @@ class KeepAliveClient:
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
 
     async def get(self, path: str) -> tuple[int, bytes]:
-        conn = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
+        if self.idle:
+            try:
+                return await self._get(path, self.idle.pop())
+            except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                # The server closed this kept-alive connection while it sat idle (uvicorn does after 5 s) and
+                # nothing of an answer came: a GET is idempotent, so it is sent again on a new connection, as
+                # HTTP clients do (RFC 9112, 9.3.1). A partial answer is a real failure.
+                if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+                    raise
+        return await self._get(path, await asyncio.open_connection(self.host, self.port))
+
+    async def _get(self, path: str, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> tuple[int, bytes]:
         reader, writer = conn
         try:
             writer.write(f"GET {path} HTTP/1.1\r\n{self.header}".encode("ascii"))
@@ -118,9 +129,8 @@ class KeepAliveClient:
 
 async def _fire(client: KeepAliveClient, slots: asyncio.Semaphore, path: str, due: float, t0: float,
                 measured: bool, timeout: float) -> Shot:
-    loop = asyncio.get_running_loop()
     async with slots:
-        sent = loop.time() - t0
+        sent = time.perf_counter() - t0
         if sent - due > timeout:  # waited its whole time for a connection: the server is saturated
             return Shot(due, sent, sent, 0, "Unanswered", measured)
         try:
@@ -130,24 +140,23 @@ async def _fire(client: KeepAliveClient, slots: asyncio.Semaphore, path: str, du
         except (TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, Unanswered,
                 ValueError) as exc:
             status, model = 0, type(exc).__name__
-        return Shot(due, sent, loop.time() - t0, status, model, measured)
+        return Shot(due, sent, time.perf_counter() - t0, status, model, measured)
 
 
 async def _generate(url: str, key: str, ids: list[str], rate: float, duration: float, warmup: float, k: int,
                     seed: int, timeout: float) -> list[Shot]:
     rng = random.Random(seed)
-    loop = asyncio.get_running_loop()
     slots = asyncio.Semaphore(MAX_IN_FLIGHT)  # at most as many requests in flight as connections
     address = urlsplit(url)
     client = KeepAliveClient(address.hostname or "127.0.0.1", address.port or 80, key, timeout)
     try:
-        t0 = loop.time()
+        t0 = time.perf_counter()
         tasks: list[asyncio.Task[Shot]] = []
         dues: list[float] = []
         total = int((warmup + duration) * rate)
         for i in range(total):
             due = i / rate
-            delay = t0 + due - loop.time()
+            delay = t0 + due - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
             path = f"/v1/participants/{quote(rng.choice(ids), safe='')}/next-steps?k={k}"
@@ -155,10 +164,10 @@ async def _generate(url: str, key: str, ids: list[str], rate: float, duration: f
             dues.append(due)
         # A saturated server must not keep the run going: what has no answer `timeout` s after the last
         # arrival is counted as unanswered.
-        _, pending = await asyncio.wait(tasks, timeout=max(0.0, t0 + dues[-1] + timeout - loop.time()))
+        _, pending = await asyncio.wait(tasks, timeout=max(0.0, t0 + dues[-1] + timeout - time.perf_counter()))
         for task in pending:
             task.cancel()
-        end = loop.time() - t0
+        end = time.perf_counter() - t0
         return [Shot(due, due, end, 0, "Unanswered", due >= warmup) if task in pending else task.result()
                 for task, due in zip(tasks, dues, strict=True)]
     finally:
