@@ -35,6 +35,9 @@ def _smoke_test(model: Any, state: ServingState) -> None:
     smoke_test(model, state.graph, state.today())
 
 
+KEPT_VERSIONS = 2
+
+
 class ModelWatcher:
     """Polls the champion alias of one registered model; loads, checks and swaps a new version in.
 
@@ -50,6 +53,9 @@ class ModelWatcher:
         # load_state words its fallback reason with this prefix too: the watcher owns every reason about its model.
         self.reason_prefix = f"champion model '{name}'"
         self._broken: set[str] = set()
+        # Versions served before, swapped out: a rollback takes one back without loading it again (a re-ranker
+        # at 1,000,000 participants would rebuild its context, a minute of CPU, beside the serving threads).
+        self._recent: dict[str, LoadedModel] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -86,8 +92,9 @@ class ModelWatcher:
         if version in self._broken:
             return CheckResult("broken", version, current)
         try:
-            model, run_id = tracking.load_version(version, self.name)
-            _smoke_test(model, self.state)
+            kept = self._recent.pop(version, None)
+            model, run_id = (kept.model, kept.run_id) if kept is not None else tracking.load_version(version, self.name)
+            _smoke_test(model, self.state)  # a kept model too: the graph may have changed since it served
         except Exception as exc:  # unpickling, a missing artefact, a model that cannot rank this graph
             self._broken.add(version)
             log.warning("%s version %s not swapped in: %s", self.reason_prefix, version, type(exc).__name__)
@@ -96,6 +103,10 @@ class ModelWatcher:
         kind = str(getattr(model, "name", type(model).__name__))
         loaded = LoadedModel(self.name, kind, f"{self.name}:{kind}", model, version, CHAMPION, run_id)
         self.state.swap_next_steps(loaded)
+        if current.version is not None and not current.fallback:
+            self._recent[current.version] = current
+            while len(self._recent) > KEPT_VERSIONS:
+                self._recent.pop(next(iter(self._recent)))
         self._report(None)
         log.info("%s: now serving %s (was %s)", self.reason_prefix, loaded.tagged_label, current.tagged_label)
         return CheckResult("swapped", version, loaded)

@@ -115,11 +115,14 @@ def test_promote_rollback_and_a_broken_version_without_a_failed_request(
         headers: Headers = scope_keys(client.app.state.serving.store)  # type: ignore[attr-defined]
         with Hammer(client, headers["frontend"]) as hammer:
             hammer.wait_for(f"{REGION_GRADE}@{v['region_grade']}")
+            first = client.app.state.serving.next_steps.model  # type: ignore[attr-defined]
 
             tracking.set_champion(v["global"])  # promotion = moving the alias
             hammer.wait_for(f"{GLOBAL}@{v['global']}")
             assert tracking.rollback_champion() == v["region_grade"]
             hammer.wait_for(f"{REGION_GRADE}@{v['region_grade']}")
+            # The rollback takes back the model object it served before: nothing loaded or rebuilt again.
+            assert client.app.state.serving.next_steps.model is first  # type: ignore[attr-defined]
 
             tracking.set_champion(v["broken"])
 
