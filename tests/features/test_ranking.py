@@ -138,6 +138,15 @@ def reference_pair_features(
     set_("mentor_fit", (ctx.mentor_competences[participants] @ ec.T).toarray())
     weeks = (ev[Columns.StartDate] - ctx.as_of).dt.days.to_numpy(np.float32) / 7.0
     set_("weeks_to_start", weeks[None, :])
+    start = ev[Columns.StartDate]
+    closes = ev[Columns.RegistrationDeadline].fillna(start) if Columns.RegistrationDeadline in ev.columns else start
+    opens = ev[Columns.RegistrationOpens] if Columns.RegistrationOpens in ev.columns \
+        else pd.Series(pd.NaT, index=ev.index, dtype="datetime64[ns]")
+    left = (closes - ctx.as_of).dt.days.to_numpy(np.float64)
+    window = (closes - opens).dt.days.to_numpy(np.float64)
+    set_("registration_open_days", (ctx.as_of - opens).dt.days.to_numpy(np.float64).astype(np.float32)[None, :])
+    set_("registration_left_days", left.astype(np.float32)[None, :])
+    set_("registration_left_share", np.clip(left / np.maximum(window, 1.0), 0.0, 1.0).astype(np.float32)[None, :])
     grade = ctx.grade[participants].astype(np.float32)
     set_("grade", grade[:, None])
     max_grade = ev["max_grade"].astype("Float64").astype("float64").to_numpy(np.float32) \
@@ -234,6 +243,27 @@ def test_event_side_is_per_date_and_needs_no_achievements() -> None:
     np.testing.assert_array_equal(event_side(empty, "2025-01-10").competence_t, side.competence_t)
     with pytest.raises(ValueError, match="another date"):
         build_context(graph, "2025-01-11", side)
+
+
+def test_registration_window_is_read_from_the_catalog_dates() -> None:
+    tables = tiny_tables()
+    events = tables["events"].copy()
+    # Opening known for two events only: the others' window features stay unknown (nan), never a guess.
+    events[Columns.RegistrationOpens] = pd.to_datetime([None, None, None, "2024-12-16", "2024-12-31", None, None,
+                                                        None, None])
+    graph = AchievementsGraph.from_tables({**tables, "events": events})
+    pos = {e: i for i, e in enumerate(graph.event_index)}
+    side = event_side(graph, "2025-01-10")
+    final, course, hackathon = pos["e_reg_final"], pos["e_online"], pos["e_region77"]
+    assert side.registration_open_days[final] == 25 and side.registration_left_days[final] == 5
+    assert side.registration_left_share[final] == pytest.approx(5 / 30)
+    assert side.registration_open_days[course] == 10 and side.registration_left_share[course] == pytest.approx(20 / 30)
+    # No deadline: registration runs until the start.
+    assert side.registration_left_days[hackathon] == 50
+    assert np.isnan(side.registration_open_days[hackathon]) and np.isnan(side.registration_left_share[hackathon])
+    later = event_side(graph, "2025-01-14")
+    assert later.registration_left_days[final] == 1 and later.registration_open_days[final] == 29
+    assert np.isnan(event_side(AchievementsGraph.from_tables(tables), "2025-01-10").registration_open_days).all()
 
 
 def _reference_scores(
