@@ -112,6 +112,12 @@ class GraphSync:
         self._looked(changes, looked)
         return folded
 
+    def stored(self) -> None:
+        """This worker just stored or changed achievements: every worker of the service folds them in before its
+        next answer that reads the graph. The database answered, so a pause after an outage ends here."""
+        self.changes.bump()
+        self._retry_at = 0.0
+
     def _looked(self, changes: int, at: float) -> None:
         self._seen_changes = changes
         self._poll_at = at + self.poll_seconds

@@ -96,6 +96,8 @@ def test_posting_again_stores_nothing_new(store: Store, workers: Callable[[], Se
     assert (r["accepted"], r["duplicates"], r["rejected"]) == (1, 2, 0)
     assert stored(store) == 7 + 3
     state = client.app.state.serving  # type: ignore[attr-defined]
+    assert len(state.graph.achievements) == 7  # posts fold nothing in themselves: the next read does
+    next_events(client, keys["frontend"], "p1")
     assert len(state.graph.achievements) == 7 + 3  # folded in once each
 
 
@@ -205,7 +207,8 @@ def stored_row(store: Store, participant: str, event: str) -> list[tuple[str, st
 
 
 def graph_rows(client: TestClient, participant: str, event: str) -> list[str]:
-    """Results of the worker's graph rows of the participant at the event."""
+    """Results of the worker's graph rows of the participant at the event, after a read (which folds in)."""
+    assert client.get("/v1/health").status_code == 200
     a = client.app.state.serving.graph.achievements  # type: ignore[attr-defined]
     mine = a[(a["participant_id"] == participant) & (a["event_id"] == event)]
     return [str(r) for r in mine["result"]]
