@@ -28,8 +28,8 @@ from serving.store_changes import PROCESS_CHANGES, StoreChanges
 
 log = logging.getLogger("trajectory.serving")
 
-# Requests that read the graph check the store for newer rows first (one indexed query), so an
-# achievement stored by any worker shows in the next answer of every worker.
+# Requests that read the graph fold in newer rows first (one indexed query when the shared write counter moved
+# or the poll interval passed), so an achievement stored by any worker shows in the next answer of every worker.
 SYNCED_PATHS: Final = ("/v1/participants/", "/v1/teams/", "/v1/programs/", "/v1/health")
 HEALTH_PATH: Final = "/v1/health"
 PAGE_ROWS: Final = 50_000
@@ -75,20 +75,20 @@ class GraphSync:
         return (not self._down and self.watermark is not None and self.changes.value() == self._seen_changes
                 and time.monotonic() < self._poll_at)
 
-    def sync(self, *, now: bool = False, look: bool = False) -> int:
+    def sync(self, *, look: bool = False) -> int:
         """Fold in what other workers (or this one) stored since the last call; the rows folded.
 
         Never raises on a database outage: the graph in memory keeps answering and /health says why.
-        After a failure the store is asked again only RETRY_SECONDS later, unless `now` (a write just
-        reached it). Else it is asked only when the graph may lack something (see `current`), or with `look`
+        After a failure the store is asked again only RETRY_SECONDS later (or after a successful write,
+        `stored`). Else it is asked only when the graph may lack something (see `current`), or with `look`
         (/health reports the database as it is).
         """
         store = self.state.store
         if store is None:
             return 0
-        if self._down and not now and time.monotonic() < self._retry_at:
+        if self._down and time.monotonic() < self._retry_at:
             return 0
-        if not (now or look) and self.current():
+        if not look and self.current():
             return 0
         changes = self.changes.value()  # read before the look: a write committed meanwhile moves it again
         looked = time.monotonic()
