@@ -5,7 +5,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import numpy as np
 import pandas as pd
@@ -31,9 +31,12 @@ FEATURE_REASON = {
     "format_popularity": "popular",
     "schoolmates_series": "schoolmates", "teammates_series": "teammates",
     "mentor_fit": "mentor", "weeks_to_start": "soon",
+    "registration_open_days": "registration", "registration_left_days": "registration",
+    "registration_left_share": "registration",
     "score_content_match": "interest", "score_item_knn": "similar",
 }
 DEFAULT_ORDER = ("stage", "interest", "level", "series", "reach")
+EPOCH = date(1970, 1, 1)  # event_arrays hold dates as days since it
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,12 @@ def _text(kind: str, facts: _Facts, event: int) -> str | None:
         return "Your former teammates have taken part in it"
     if kind == "mentor":
         return f"Fits your mentor's field: {facts.topic(comps[0])}" if comps else None
+    if kind == "registration":
+        arrays = g.event_arrays
+        closes = arrays.deadline[event] if not np.isnan(arrays.deadline[event]) else arrays.start[event]
+        if np.isnan(closes):
+            return None
+        return f"Registration is open until {(EPOCH + timedelta(days=int(closes))).isoformat()}"
     if kind == "soon":
         start = ev.start_date[event]
         return f"Starts soon, on {start.isoformat()}" if start is not None else None

@@ -38,6 +38,11 @@ def test_reason_texts_from_the_record() -> None:
     assert event_reasons(graph, p1, pos["e_reg_final"], ["format_share"], limit=1) == [
         "You often take part in olympiads"]
     assert event_reasons(graph, p1, pos["e_online"], ["weeks_to_start"], limit=1) == ["Starts soon, on 2025-02-01"]
+    # Where the registration window stands drove the score: its closing date (the deadline, else the start).
+    assert event_reasons(graph, p1, pos["e_online"], ["registration_left_share"], limit=1) == [
+        "Registration is open until 2025-01-30"]
+    assert event_reasons(graph, p1, pos["e_region77"], ["registration_left_days"], limit=1) == [
+        f"Registration is open until {graph.events.set_index('event_id').loc['e_region77', 'start_date']:%Y-%m-%d}"]
     p3 = int(graph.participant_positions(["p3"])[0])
     assert event_reasons(graph, p3, pos["e_reg_final"], ["qualified_stage"], limit=1) != [
         "You reached the final at School stage 2024; this is the next stage"]
