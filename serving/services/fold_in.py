@@ -24,7 +24,7 @@ from recommender.store.store import Store
 from recommender.store.tables import PK
 from serving.deps import per_state
 from serving.state import ServingState
-from serving.store_changes import PROCESS_CHANGES, StoreChanges
+from serving.store_changes import StoreChanges
 
 log = logging.getLogger("trajectory.serving")
 
@@ -54,9 +54,9 @@ class GraphSync:
     stored something) or `poll_seconds` passed (writers outside the service); see serving/store_changes.py.
     """
 
-    def __init__(self, state: ServingState, changes: StoreChanges | None = None, poll_seconds: float = 0.0) -> None:
+    def __init__(self, state: ServingState, changes: StoreChanges, poll_seconds: float) -> None:
         self.state = state
-        self.changes = changes or PROCESS_CHANGES
+        self.changes = changes
         self.poll_seconds = poll_seconds
         self._seen_changes = -1  # the counter's value at the last successful look at the database
         self._poll_at = 0.0
@@ -218,7 +218,7 @@ _REASONS_LOCK = threading.Lock()
 def graph_sync_for(app: FastAPI) -> GraphSync:
     """The app's GraphSync for its current serving state (made on first use)."""
     return per_state(app, "graph_sync", lambda state: GraphSync(
-        state, getattr(app.state, "store_changes", None), float(app.state.settings.store_poll_seconds)))
+        state, app.state.store_changes, float(app.state.settings.store_poll_seconds)))
 
 
 def get_graph_sync(request: Request) -> GraphSync:
@@ -235,11 +235,12 @@ class FreshGraphMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and str(scope.get("path", "")).startswith(SYNCED_PATHS):
+        path = str(scope.get("path", "")) if scope["type"] == "http" else ""
+        if path.startswith(SYNCED_PATHS):
             app = scope.get("app")
             if isinstance(app, FastAPI) and getattr(app.state, "serving", None) is not None:
                 sync = graph_sync_for(app)
-                health = str(scope.get("path", "")).startswith(HEALTH_PATH)
+                health = path.startswith(HEALTH_PATH)
                 if health or not sync.current():  # else nothing was stored since the last look: no query, no hop
                     await anyio.to_thread.run_sync(functools.partial(sync.sync, look=health))
         await self.app(scope, receive, send)
