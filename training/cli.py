@@ -56,6 +56,8 @@ def evaluate(
     config: Annotated[Path | None, typer.Option(help="experiment YAML with model settings")] = None,
     max_participants: Annotated[int | None, typer.Option(help="sample this many evaluated participants")] = None,
     json_output: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+    tune_als: Annotated[int, typer.Option(
+        min=0, help="add implicit ALS tuned by this many Optuna trials on a validation cut one horizon earlier")] = 0,
 ) -> None:
     """Offline metrics of every model side by side with baselines and, given --truth, the oracle."""
     from training.config import TrainConfig
@@ -65,7 +67,7 @@ def evaluate(
     try:
         cfg = TrainConfig.from_yaml(config)
         table = run_evaluation(data, cut, cfg, horizon_days=horizon_days, k=k, truth=truth,
-                               max_participants=max_participants)
+                               max_participants=max_participants, tune_als_trials=tune_als)
     except (OSError, ValueError) as exc:
         fail(str(exc).splitlines()[0])
     if json_output:

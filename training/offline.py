@@ -16,6 +16,8 @@ from training.config import TrainConfig
 from training.evaluation import TemporalSplit, sample_participants, side_by_side, temporal_split
 from training.job import build_models, ranker
 
+TUNED_ALS = "implicit_als_tuned"
+
 
 def candidate_models(config: TrainConfig) -> dict[str, EventRecommender]:
     """Baselines, each candidate generator alone, then the models the training job registers."""
@@ -34,10 +36,27 @@ def candidate_models(config: TrainConfig) -> dict[str, EventRecommender]:
     }
 
 
+def evaluated_models(config: TrainConfig, split: TemporalSplit, k: int, tune_als_trials: int = 0
+                     ) -> dict[str, EventRecommender]:
+    """`candidate_models`, plus implicit ALS tuned on the split's train side if `tune_als_trials` > 0."""
+    models = candidate_models(config)
+    if tune_als_trials > 0:
+        from training.als import AlsRecommender
+        from training.tuning import tuned_als_config
+
+        als = tuned_als_config(split.train, split.cut, horizon_days=split.horizon_days, k=k,
+                               trials=tune_als_trials, seed=config.seed)
+        models[TUNED_ALS] = AlsRecommender(als)
+    return models
+
+
 def run_evaluation(
     data: Path, cut: Any, config: TrainConfig, *, horizon_days: int, k: int, truth: Path | None = None,
-    max_participants: int | None = None,
+    max_participants: int | None = None, tune_als_trials: int = 0,
 ) -> pd.DataFrame:
+    """Every model of `candidate_models` fitted on rows before `cut` and measured side by side on the steps after
+    it (the world's true registrations given `truth`, with the oracle). `tune_als_trials` > 0 adds implicit ALS
+    tuned by that many Optuna trials on a validation split one horizon earlier (`tuned_als_config`)."""
     graph = AchievementsGraph.from_aif(data)
     split = temporal_split(graph, to_timestamp(cut), horizon_days)
     if truth is not None:
@@ -46,7 +65,7 @@ def run_evaluation(
         raise ValueError(f"no participant took an event open at {split.cut.date()}: choose an earlier --as-of")
     participants = sample_participants(split, max_participants, config.seed)
     rankers: dict[str, Callable[[list[str]], pd.DataFrame]] = {}
-    for name, model in candidate_models(config).items():
+    for name, model in evaluated_models(config, split, k, tune_als_trials).items():
         model.fit(split.train)
         rankers[name] = ranker(model, split, k)
     if truth is not None:

@@ -7,16 +7,25 @@ from typing import Any, Literal
 
 import mlflow
 import optuna
+import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from recommender.graph import AchievementsGraph
 from training import tracking
+from training.als import AlsConfig
 from training.config import ModelsConfig, TrainConfig
 from training.evaluation import default_cut, evaluate, temporal_split
 from training.job import build_models
 
 DEFAULT_STORAGE = "sqlite:///data/optuna.db"
+# Where `trajectory evaluate --tune-als` searches implicit ALS (experiments/configs/tune_als.yaml's space).
+ALS_SPACE: dict[str, dict[str, Any]] = {
+    "factors": {"type": "int", "low": 16, "high": 160, "log": True},
+    "regularization": {"type": "float", "low": 0.001, "high": 1.0, "log": True},
+    "alpha": {"type": "float", "low": 1.0, "high": 60.0, "log": True},
+    "iterations": {"type": "int", "low": 5, "high": 30},
+}
 
 
 class ParamSpace(BaseModel):
@@ -105,3 +114,31 @@ def run_study(config: TuneConfig, trials: int) -> dict[str, Any]:
         "model": config.model,
         "split.cut": str(split.cut.date()),
     }
+
+
+def tuned_als_config(
+    train: AchievementsGraph, cut: pd.Timestamp, *, horizon_days: int, k: int, trials: int, seed: int = 0,
+    eval_participants: int | None = 5000,
+) -> AlsConfig:
+    """The best implicit ALS settings on a validation split inside `train`, found by an in-memory Optuna study.
+
+    The validation cut lies one horizon before `cut`, so its truth (what participants took in the window
+    after it) is dated before `cut`: an evaluation at `cut` compares the pipeline with an ALS tuned on
+    rows it may see, never on its own test window.
+    """
+    from training.als import AlsRecommender
+
+    validation = temporal_split(train, cut - pd.Timedelta(days=horizon_days), horizon_days)
+    if validation.relevant.empty:
+        raise ValueError(f"no step in the validation window before {cut.date()}: too little history to tune ALS")
+    space = {name: ParamSpace.model_validate(raw) for name, raw in ALS_SPACE.items()}
+
+    def objective(trial: optuna.Trial) -> float:
+        cfg = AlsConfig(seed=seed, **{name: _suggest(trial, name, s) for name, s in space.items()})
+        metrics = evaluate(AlsRecommender(cfg), validation, k, max_participants=eval_participants, seed=seed)
+        return float(metrics[f"ndcg@{k}"])
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(objective, n_trials=trials, show_progress_bar=False)
+    return AlsConfig(seed=seed, **study.best_params)
