@@ -7,7 +7,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Self
+from typing import Literal, Self
 
 import lightgbm as lgb
 import mlflow
@@ -55,12 +55,23 @@ class TeamConfig(BaseModel):
     search_candidates: int = Field(4, ge=1, description="swaps tried per pair of teams and round")
     ensemble: int = Field(1, ge=1, description="models fitted on events resampled with replacement (the first on all "
                           "events): the search takes a swap only when every one of them predicts it to pay")
+    consensus: Literal["all", "mean"] = Field("all", description="an ensemble's verdict on a swap: every model "
+                                              "predicts a gain (all), or their mean gain is positive (mean)")
+    keep_coverage: bool = Field(False, description="the search takes only swaps that do not lower the two teams' "
+                                "estimated competence coverage of the event's needs")
 
 
 # What `teams form --search` runs: the swap search taking only swaps that five models, fitted on past events
-# resampled with replacement, all predict to pay. On the 40k seed-7 world (bench_mentors_teams) it gains +0.0162
-# over random against +0.0153 for one model's search and +0.0168 for the draft alone, so it stays opt-in.
+# resampled with replacement, all predict to pay. Paired with the draft on the same 5,000 registrants over 30
+# events of three 40k worlds (bench_mentors_teams, seeds 7, 9, 10), every search lost true success to the draft
+# alone (+0.0173 over random): this one by 0.0007 (s.e. 0.0002), one model's by 0.0014 (0.0005), the ensemble
+# mean's by 0.0013 (0.0005), each kept from lowering estimated coverage (keep_coverage) no better, and the same
+# swap search on the estimated coverage alone by 0.0003 (0.0002): past the draft, a search mostly follows the
+# noise of the skill estimates. So it stays opt-in and DEFAULT_FORMATION is the draft.
 CONFIDENT_SEARCH = TeamConfig(search_rounds=200, ensemble=5)
+# What `teams form` and the team-formation job run by default: the draft, the team-success model (when there is
+# one) predicting each team's success. A search config here turns the search on for both.
+DEFAULT_FORMATION = TeamConfig()
 
 # Features whose rise should never lower the predicted success (LightGBM monotone constraints).
 INCREASING_FEATURES = frozenset({"mean_fit", "max_fit", "min_fit", "coverage", "complementarity", "teamwork", "mentor"})
@@ -447,17 +458,21 @@ def improve_teams(
     locked = np.bincount(unit, minlength=int(unit.max()) + 1)[unit] > 1
     mean_col, cov_col, comp_col = (TEAM_FEATURES.index(f) for f in ("mean_fit", "coverage", "complementarity"))
 
-    def score(teams: np.ndarray) -> np.ndarray:
+    def score(teams: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = padded_team_features(skills, teams, need, teamwork_col=teamwork_col, school=school, ids=ids,
                                  tie_keys=ties)
+        cover = x[:, cov_col].copy()
         # Every team at the pool's mean fit, and its complementarity (coverage over mean fit) to match: a
         # team the model never saw (its complementarity from the real mean fit beside the pool's) invites
         # swaps that pay in the model only.
         x[:, mean_col] = level
         x[:, comp_col] = x[:, cov_col] - level
-        return model.strength_draws(x)
+        return model.strength_draws(x), cover
 
-    current = score(members)  # [models, teams]; a team's score does not depend on the order of its members
+    # [models, teams] and [teams]; a team's score does not depend on the order of its members
+    current, coverage = score(members)
+    # A config pickled with a model from before these options reads as their defaults.
+    consensus, keep_coverage = getattr(cfg, "consensus", "all"), getattr(cfg, "keep_coverage", False)
     rng = np.random.default_rng(cfg.seed)
     deadline = time.perf_counter() + cfg.search_seconds
     n_c = cfg.search_candidates
@@ -480,11 +495,14 @@ def improve_teams(
         pair, cand = np.arange(half)[:, None], np.arange(n_c)[None, :]
         new_a[pair, cand, slot] = pb
         new_b[pair, cand, slot] = pa
-        scored = score(np.concatenate([new_a.reshape(-1, width), new_b.reshape(-1, width)]))
+        scored, covered = score(np.concatenate([new_a.reshape(-1, width), new_b.reshape(-1, width)]))
         scored = scored.reshape(len(scored), 2, half, n_c)
-        # A swap's gain is the least any model of the ensemble predicts (one model: its prediction).
+        covered = covered.reshape(2, half, n_c)
+        if keep_coverage:
+            ok &= covered[0] + covered[1] >= coverage[a][:, None] + coverage[b][:, None] - 1e-9
+        # A swap's gain is the least any model of the ensemble predicts, or their mean (one model: its prediction).
         gains = scored[:, 0] + scored[:, 1] - current[:, a][:, :, None] - current[:, b][:, :, None]
-        gain = np.where(ok, gains.min(axis=0), -np.inf)
+        gain = np.where(ok, gains.mean(axis=0) if consensus == "mean" else gains.min(axis=0), -np.inf)
         pick = np.argmax(gain, axis=1)
         take = np.flatnonzero(gain[np.arange(half), pick] > 1e-12)
         c = pick[take]
@@ -492,6 +510,8 @@ def improve_teams(
         members[b[take], slot[take, c]] = pa[take, c]
         current[:, a[take]] = scored[:, 0, take, c]
         current[:, b[take]] = scored[:, 1, take, c]
+        coverage[a[take]] = covered[0, take, c]
+        coverage[b[take]] = covered[1, take, c]
     out = np.empty(n, dtype=np.int64)
     filled = members >= 0
     out[members[filled]] = np.nonzero(filled)[0]
@@ -556,10 +576,22 @@ def event_registrants(graph: AchievementsGraph, event_id: str) -> list[str]:
     return list(dict.fromkeys(rows[Columns.Participant].astype(str)))
 
 
+def formation_method(model: TeamSuccessModel | None, config: TeamConfig | None = None) -> str:
+    """What `form_teams` runs with this model and config: "draft" (no model, or no search rounds),
+    "confident_search" (swaps every model of an ensemble backs), "mean_search" (swaps an ensemble's mean
+    backs) or "model_search" (swaps one model backs)."""
+    if model is None or (config or model.config).search_rounds == 0:
+        return "draft"
+    if len(getattr(model, "resampled_", [])) == 0:
+        return "model_search"
+    return "mean_search" if getattr(config or model.config, "consensus", "all") == "mean" else "confident_search"
+
+
 @dataclass(frozen=True)
 class Formation:
     teams: pd.DataFrame  # participant_id, team_id
     predicted_success: pd.Series  # per team_id, from the team-success model (if fitted)
+    method: str = "draft"  # `formation_method`
 
 
 def form_event_teams(
@@ -602,7 +634,7 @@ def form_event_teams(
         feats = padded_team_features(skill[pos], padded_members(labels), need, teamwork_col=tw, school=school,
                                      ids=pos, tie_keys=keys)
         predicted = pd.Series(model.predict(pd.DataFrame(feats, columns=list(TEAM_FEATURES))), index=team_ids)
-    return Formation(out, predicted)
+    return Formation(out, predicted, formation_method(model, cfg))
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,15 @@
 Prints JSON: assignment true benefit vs the true-effect optimum and a random feasible assignment,
 capacity and rural checks, timing for up to 5,000 teams x 2,000 mentors, and how well the learned
 mentor effects follow the true ones; team formation mean true success vs random and greedy
-strongest-first for 5,000 registrants (the formation as shipped, the same with the swap search driven by
-the learned team-success model, with the confident search of `teams form --search` that takes only swaps
-five models fitted on resampled past events all back, and the draft on true skills as the ceiling); mentor
-and teammate ranking NDCG@10 side by side with popularity and the oracle. Nothing here is tuned on the benchmark world:
-the teammate weights come from `tune_teammates.py` on another seed (8), the team and mentor model
-settings were chosen on that world too. Seconds are wall clock and CPU (the machine may be shared).
+strongest-first for 5,000 registrants (the draft, the swap search driven by the learned team-success model,
+the confident search of `teams form --search` that takes only swaps five models fitted on resampled past
+events all back, the ensemble's mean instead, each again with swaps that keep estimated coverage, the same
+search on estimated coverage alone, and the draft on true skills as the ceiling), each paired with the draft
+on the same registrants (`paired_vs_draft`: mean difference and standard error over events; pool worlds from
+`over_random_per_event`); mentor and teammate ranking NDCG@10 side by side with popularity and the oracle.
+Nothing here is tuned on the benchmark world: the teammate weights come from `tune_teammates.py` on another
+seed (8), the team and mentor model settings were chosen on that world too. Seconds are wall clock and CPU
+(the machine may be shared; a search stops at its time limit, so a busy machine searches less).
 """
 
 from __future__ import annotations
@@ -39,10 +42,13 @@ from recommender.columns import Columns
 from recommender.graph import AchievementsGraph
 from recommender.synth.config import SynthConfig
 from recommender.synth.generate import generate_world
+from recommender.synth.results import team_strength
 from recommender.synth.truth import Truth, load_truth
 from training.mentors import MentorModel, assignment_groups, rank_mentors, solve_assignment
 from training.teams import (
     CONFIDENT_SEARCH,
+    DEFAULT_FORMATION,
+    TeamConfig,
     TeammateContext,
     TeamSuccessModel,
     form_teams,
@@ -158,6 +164,26 @@ def _true_skill_matrix(graph: AchievementsGraph, truth: Truth, as_of: pd.Timesta
     return out
 
 
+class _CoverageOnly(TeamSuccessModel):
+    """A stand-in model whose strength is the team's estimated coverage (the draft's own objective)."""
+
+    def strength_draws(self, features: np.ndarray) -> np.ndarray:
+        return np.asarray(features, dtype=np.float64)[:, TEAM_FEATURES.index("coverage")][None, :]
+
+
+def _true_success(truth: Truth, rows: np.ndarray, labels: np.ndarray, event: str, as_of: pd.Timestamp
+                  ) -> np.ndarray:
+    """`Truth.team_success` of the teams `labels` numbers (0..T-1) over registrants at truth rows `rows`."""
+    e = int(pd.Index(truth.event_ids).get_indexer([event])[0])
+    order = np.argsort(labels, kind="stable")
+    counts = np.bincount(labels)
+    starts = np.cumsum(counts) - counts
+    skill = truth.skills_at(as_of.date())[rows[order]]
+    w = np.repeat(truth.events.weights[e][None, :], len(counts), axis=0)
+    base, structural = team_strength(truth.results, skill, starts, w, truth.competences.index("teamwork"))
+    return np.asarray(base + structural - truth.events.difficulty[e], dtype=np.float64)
+
+
 def bench_formation(graph: AchievementsGraph, truth: Truth, as_of: pd.Timestamp, n_reg: int, n_events: int,
                     seed: int) -> dict[str, object]:
     past = graph.as_of(as_of)
@@ -178,14 +204,26 @@ def bench_formation(graph: AchievementsGraph, truth: Truth, as_of: pd.Timestamp,
     out: dict[str, object] = {"registrants": n_reg, "skill_fit_seconds": round(skill_s, 2),
                               "history_teams": len(target), "model_fit_seconds": round(model_s, 2)}
     events_out: list[dict[str, object]] = []
-    methods = ("formed", "formed_with_search", "formed_with_confident_search", "random", "strongest_first",
-               "draft_on_true_skills")
-    # "formed" is formation as shipped (TeamConfig defaults, given the model); "formed_with_search" forces the
-    # swap search with the one model; "..._confident_search" takes only swaps that models fitted on resampled
-    # events all back (`teams form --search`).
-    searching = model.config.model_copy(update={"search_rounds": max(model.config.search_rounds, 200)})
-    confident = searching.model_copy(update={"ensemble": CONFIDENT_SEARCH.ensemble})
-    ensemble = TeamSuccessModel(confident).fit(features, target)
+    # "draft": the balanced complementary draft alone (no model); "one_model_search": the swap search on the
+    # one model; "confident_search": swaps that the model and four refits on resampled events all back (what
+    # `teams form` runs); "mean_search": swaps whose mean predicted gain over those five models is positive.
+    searching = model.config.model_copy(update={"search_rounds": CONFIDENT_SEARCH.search_rounds,
+                                                "search_seconds": CONFIDENT_SEARCH.search_seconds})
+    confident = CONFIDENT_SEARCH
+    ensemble, ensemble_s, _ = _timed(lambda: TeamSuccessModel(confident).fit(features, target))
+    out["ensemble_fit_seconds"] = round(ensemble_s, 2)
+    mean_cfg = confident.model_copy(update={"consensus": "mean"})
+    guarded = {"keep_coverage": True}
+    searches: dict[str, tuple[TeamSuccessModel | None, TeamConfig | None]] = {
+        "draft": (None, None), "one_model_search": (model, searching), "confident_search": (ensemble, confident),
+        "mean_search": (ensemble, mean_cfg),
+        "guarded_one_model_search": (model, searching.model_copy(update=guarded)),
+        "guarded_confident_search": (ensemble, confident.model_copy(update=guarded)),
+        "guarded_mean_search": (ensemble, mean_cfg.model_copy(update=guarded)),
+        # Diagnostic, no model: the same swap search on the estimated coverage alone.
+        "coverage_search": (_CoverageOnly(), searching),
+    }
+    methods = (*searches, "random", "strongest_first", "draft_on_true_skills")
     gains: dict[str, list[float]] = {m: [] for m in methods}
     for _, row in team_events.head(n_events).iterrows():
         event = str(row[Columns.Event])
@@ -193,27 +231,29 @@ def bench_formation(graph: AchievementsGraph, truth: Truth, as_of: pd.Timestamp,
         lo, hi = int(row["team_min"]), int(row["team_max"])
         pos = np.sort(rng.choice(graph.n_participants, size=min(n_reg, graph.n_participants), replace=False))
         ids = ids_all[pos]
-        formed, form_s, form_cpu = _timed(lambda: form_teams(
-            skills[pos], need, lo, hi, teamwork_col=tw, model=model, school=school[pos], ids=pos, ties=ties))  # noqa: B023
-        searched, search_s, search_cpu = _timed(lambda: form_teams(
-            skills[pos], need, lo, hi, teamwork_col=tw, model=model, school=school[pos], ids=pos, ties=ties,  # noqa: B023
-            config=searching))
-        sure, sure_s, sure_cpu = _timed(lambda: form_teams(
-            skills[pos], need, lo, hi, teamwork_col=tw, model=ensemble, school=school[pos], ids=pos,  # noqa: B023
-            ties=ties, config=confident))
-        labels = {
-            "formed": formed,
-            "formed_with_search": searched,
-            "formed_with_confident_search": sure,
-            "strongest_first": strongest_first_teams(skills[pos], need, lo, hi),
-            "draft_on_true_skills": seed_teams(true_skills[pos], need, lo, hi, teamwork_col=tw),
-        }
+        labels: dict[str, np.ndarray] = {}
+        result: dict[str, object] = {"event_id": event, "team_min": lo, "team_max": hi}
+        for name, (m, cfg) in searches.items():
+            labels[name], wall, cpu = _timed(lambda m=m, cfg=cfg: form_teams(  # type: ignore[misc]
+                skills[pos], need, lo, hi, teamwork_col=tw, model=m, school=school[pos], ids=pos,  # noqa: B023
+                ties=ties, config=cfg))
+            result[f"{name}_seconds"], result[f"{name}_cpu_seconds"] = round(wall, 2), round(cpu, 2)
+        labels["strongest_first"] = strongest_first_teams(skills[pos], need, lo, hi)
+        labels["draft_on_true_skills"] = seed_teams(true_skills[pos], need, lo, hi, teamwork_col=tw)
+        result["teams"] = int(labels["draft"].max()) + 1
 
-        def success(lab: np.ndarray, event: str = event, ids: np.ndarray = ids, lo: int = lo, hi: int = hi) -> float:
-            teams = [list(ids[lab == t]) for t in range(int(lab.max()) + 1)]
-            sizes = np.array([len(t) for t in teams])
-            assert sizes.min() >= min(lo, len(ids)) and sizes.max() <= hi
-            return float(truth.team_success(teams, event, as_of.date()).mean())
+        rows = pd.Index(truth.participant_ids).get_indexer(pd.Index(ids, dtype=object))
+        first = labels["draft"]
+        sample = [list(ids[first == t]) for t in range(min(30, int(first.max()) + 1))]
+        # The vectorized truth below must agree with `Truth.team_success` (per-team look-ups: minutes per event).
+        np.testing.assert_allclose(_true_success(truth, rows, first, event, as_of)[:len(sample)],
+                                   truth.team_success(sample, event, as_of.date()), rtol=1e-5, atol=1e-5)
+
+        def success(lab: np.ndarray, event: str = event, rows: np.ndarray = rows, lo: int = lo, hi: int = hi
+                    ) -> float:
+            sizes = np.bincount(lab)
+            assert sizes.min() >= min(lo, len(rows)) and sizes.max() <= hi
+            return float(_true_success(truth, rows, lab, event, as_of).mean())
 
         def predicted(lab: np.ndarray, pos: np.ndarray = pos, need: np.ndarray = need) -> float:
             x = padded_team_features(skills[pos], padded_members(lab), need, teamwork_col=tw, school=school[pos],
@@ -222,14 +262,9 @@ def bench_formation(graph: AchievementsGraph, truth: Truth, as_of: pd.Timestamp,
 
         random_runs = [success(random_teams(len(pos), lo, hi, s)) for s in range(5)]
         base = float(np.mean(random_runs))
-        result: dict[str, object] = {
-            "event_id": event, "team_min": lo, "team_max": hi, "teams": int(formed.max()) + 1,
-            "form_seconds": round(form_s, 2), "form_cpu_seconds": round(form_cpu, 2),
-            "with_search_seconds": round(search_s, 2), "with_search_cpu_seconds": round(search_cpu, 2),
-            "with_confident_search_seconds": round(sure_s, 2), "with_confident_search_cpu_seconds": round(sure_cpu, 2),
-            "random": {"mean_true_success": round(base, 4), "sd_over_5_seeds": round(float(np.std(random_runs)), 4),
-                       "mean_predicted_percentile": round(predicted(random_teams(len(pos), lo, hi, 0)), 4)},
-        }
+        result["random"] = {"mean_true_success": round(base, 4),
+                            "sd_over_5_seeds": round(float(np.std(random_runs)), 4),
+                            "mean_predicted_percentile": round(predicted(random_teams(len(pos), lo, hi, 0)), 4)}
         gains["random"].append(0.0)
         for name, lab in labels.items():
             value = success(lab)
@@ -240,8 +275,15 @@ def bench_formation(graph: AchievementsGraph, truth: Truth, as_of: pd.Timestamp,
         print(json.dumps({"formation_event": result}), file=sys.stderr, flush=True)
     out["events"] = events_out
     out["mean_true_success_over_random"] = {k: round(float(np.mean(v)), 4) for k, v in gains.items()}
-    out["formed_over_strongest_first"] = round(float(np.mean(gains["formed"]) - np.mean(gains["strongest_first"])), 4)
-    out["search_by_default"] = model.config.search_rounds > 0
+    out["over_random_per_event"] = {k: [round(x, 6) for x in v] for k, v in gains.items()}
+    # Paired with the draft on the same registrants: the mean difference and its standard error over events.
+    draft = np.asarray(gains["draft"])
+    out["paired_vs_draft"] = {
+        k: {"mean": round(float(np.mean(d)), 5),
+            "se": round(float(np.std(d, ddof=1) / np.sqrt(len(d))) if len(d) > 1 else float("nan"), 5)}
+        for k, v in gains.items() for d in [np.asarray(v) - draft]
+    }
+    out["shipped"] = "draft" if DEFAULT_FORMATION.search_rounds == 0 else "search with DEFAULT_FORMATION"
     return out
 
 

@@ -236,9 +236,24 @@ def submit_team_formation(
         raise ApiError(422, "invalid_request", "groups: give one entry per participant_ids entry")
 
     def run() -> dict[str, Any]:
-        from training.teams import form_event_teams
+        from training.teams import DEFAULT_FORMATION, form_event_teams
 
-        done = form_event_teams(state.graph, event_id, ids, groups=groups)
+        # With the loaded team-success model, as `trajectory teams form` does: DEFAULT_FORMATION (the draft, each
+        # team's success predicted by the model; a search config there would search with it too); without one,
+        # the draft alone. Skills and former teammates come from the served graph, which holds achievements
+        # posted since the side models were built (their graph does not).
+        side = state.side
+        loaded = side.team_success if side is not None else None
+        about: dict[str, Any]
+        if loaded is not None:
+            done = form_event_teams(state.graph, event_id, ids, groups=groups, model=loaded.model,
+                                    config=DEFAULT_FORMATION)
+            about = {"team_success_model": loaded.tagged_label}
+        else:
+            done = form_event_teams(state.graph, event_id, ids, groups=groups)
+            why = side.why("team-success") if side is not None else "the side models are not loaded"
+            about = {"team_success_model": None,
+                     "note": f"no team-success model ({why}): the balanced complementary draft alone"}
         if not len(done.teams):
             raise ValueError(f"event {event_id!r} has no registrants to form teams from")
         teams = done.teams.groupby(Columns.Team, sort=True)[Columns.Participant].apply(list)
@@ -251,6 +266,8 @@ def submit_team_formation(
             ],
             "participants": len(done.teams),
             "team_sizes": np.bincount(teams.map(len).to_numpy()).nonzero()[0].tolist(),
+            "method": done.method,
+            **about,
         }
 
     params: dict[str, Any] = {"participants": len(ids) if ids is not None else None,

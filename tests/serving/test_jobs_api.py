@@ -11,17 +11,23 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from features.team_features import TEAM_FEATURES
 from recommender.store import online
 from recommender.store.store import Store
 from recommender.store.tables import jobs
+from serving.loaded_model import LoadedModel
 from serving.services.jobs import DEAD_WORKER, start_up, worker_id
+from serving.side_models import build_side_models
 from tests.serving.conftest import ApiClientFactory, Headers
-from tests.serving.write_world import seeded_store, worker_states, world_tables
+from tests.serving.write_world import TODAY, seeded_store, worker_states, world_tables
+from training import teams as teams_module
+from training.teams import CONFIDENT_SEARCH, TEAM_MODEL, TeamSuccessModel
 
 
 def jobs_tables() -> dict[str, pd.DataFrame]:
@@ -109,12 +115,52 @@ def test_team_formation_covers_every_registrant_within_size_limits(apps: list[tu
     members = [p for team in teams for p in team["participant_ids"]]
     assert sorted(members) == [f"c{i:04d}" for i in range(10)]
     assert all(2 <= len(team["participant_ids"]) <= 3 for team in teams)
+    # These workers hold no side models: the draft ran, and the result says so.
+    assert done["result"]["method"] == "draft" and done["result"]["team_success_model"] is None
+    assert "no team-success model" in done["result"]["note"]
 
     groups = client.post("/v1/events/e_hack/team-formation", headers=keys["admin"],
                          json={"participant_ids": ["c0000", "c0001", "c0002", "c0003"],
                                "groups": ["a", "a", None, None]})
     grouped = finished(client, keys["admin"], groups.json()["job_id"])["result"]["teams"]
     assert any({"c0000", "c0001"} <= set(team["participant_ids"]) for team in grouped)
+
+
+@pytest.mark.parametrize("store", ["sqlite"], indirect=True)
+def test_team_formation_uses_the_loaded_team_success_model(store: Store, api_client: ApiClientFactory,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # A model (with four resampled refits) that learned teams do well with schoolmates. By default the job drafts
+    # and the model predicts each team's success; with a search as the default formation the job searches with
+    # it. Either way it says which method ran with which model, and keeps size limits and the requested group.
+    rng = np.random.default_rng(0)
+    history = pd.DataFrame(rng.random((600, len(TEAM_FEATURES))), columns=list(TEAM_FEATURES))
+    history["event_idx"] = np.repeat(np.arange(150), 4)
+    score = 2.0 * history["same_school"].to_numpy() + rng.normal(0.0, 0.1, 600)
+    model = TeamSuccessModel(CONFIDENT_SEARCH.model_copy(update={"min_child_samples": 5, "monotone": False})
+                             ).fit(history, score)
+    ids = [f"c{i:04d}" for i in range(10)]
+    results = {}
+    with worker_states(store) as make:
+        state = make()
+        team = LoadedModel(TEAM_MODEL, "lightgbm", f"{TEAM_MODEL}:lightgbm", model, "3")
+        state.side = build_side_models(state.graph, pd.Timestamp(TODAY), None, None, team)
+        client, keys = api_client(state)
+        for name, formation in (("default", teams_module.DEFAULT_FORMATION), ("search", CONFIDENT_SEARCH)):
+            monkeypatch.setattr(teams_module, "DEFAULT_FORMATION", formation)
+            r = client.post("/v1/events/e_hack/team-formation", headers=keys["admin"],
+                            json={"participant_ids": ids, "groups": ["a", "a", *[None] * 8]})
+            results[name] = finished(client, keys["admin"], r.json()["job_id"])
+    for name, method in (("default", "draft"), ("search", "confident_search")):
+        done = results[name]
+        assert done["status"] == "succeeded", done
+        result = done["result"]
+        assert result["method"] == method and result["team_success_model"] == "team-success:lightgbm@3"
+        assert "note" not in result
+        teams = result["teams"]
+        assert sorted(p for t in teams for p in t["participant_ids"]) == ids
+        assert all(2 <= len(t["participant_ids"]) <= 3 for t in teams)
+        assert any({"c0000", "c0001"} <= set(t["participant_ids"]) for t in teams)
+        assert all(0.0 <= t["predicted_success"] <= 1.0 for t in teams)
 
 
 @pytest.mark.parametrize("store", ["sqlite"], indirect=True)

@@ -33,6 +33,7 @@ from training.teams import (
     fit_team_success,
     form_event_teams,
     form_teams,
+    formation_method,
     grade_slope,
     historical_teams,
     improve_teams,
@@ -200,6 +201,10 @@ def test_ensemble_search_takes_only_swaps_every_resampled_model_backs() -> None:
                     != labels).sum()
     moved_many = (improve_teams(labels, skills, np.ones(2), many, school=school, config=cfg) != labels).sum()
     assert moved_many < moved_single
+    # Their mean backs more swaps than their consensus does.
+    moved_mean = (improve_teams(labels, skills, np.ones(2), many, school=school,
+                                config=cfg.model_copy(update={"consensus": "mean"})) != labels).sum()
+    assert moved_mean > moved_many
 
 
 def test_confident_search_on_a_world_keeps_limits_groups_and_never_predicts_below_the_draft(
@@ -228,6 +233,43 @@ def test_confident_search_on_a_world_keeps_limits_groups_and_never_predicts_belo
         return model.strength_draws(x).sum(axis=1)
 
     assert (totals(formed) >= totals(draft) - 1e-9).all()
+    # Kept from lowering coverage: every taken swap keeps the pair's estimated coverage, so the total holds too.
+    guarded = form_teams(skills[pos], need, lo, hi, groups=groups, teamwork_col=tw, model=model, school=school,
+                         ids=pos, config=cfg.model_copy(update={"keep_coverage": True}))
+    assert (np.bincount(guarded) == sizes).all() and len(set(guarded[:lo])) == 1
+
+    def coverage(lab: np.ndarray) -> float:
+        x = padded_team_features(skills[pos], padded_members(lab), need, teamwork_col=tw)
+        return float(x[:, TEAM_FEATURES.index("coverage")].sum())
+
+    assert coverage(guarded) >= coverage(draft) - 1e-9 and (totals(guarded) >= totals(draft) - 1e-9).all()
+    assert (guarded != draft).any()
+
+
+def test_event_formation_with_the_confident_model_keeps_limits_and_groups_and_says_which_method_ran(
+        graph: AchievementsGraph, skills: np.ndarray) -> None:
+    model = fit_team_success(graph, CONFIDENT_SEARCH)
+    assert model is not None
+    ev = graph.events[graph.events["team_max"].notna()].iloc[0]
+    event, lo, hi = str(ev[Columns.Event]), int(ev["team_min"]), int(ev["team_max"])
+    ids = graph.participants[Columns.Participant].astype(str).iloc[:200].tolist()
+    groups: list[str | None] = [None] * len(ids)
+    groups[10:10 + hi] = ["asked"] * hi  # a group as large as a team may be
+    groups[50:52] = ["pair"] * 2
+    cfg = CONFIDENT_SEARCH.model_copy(update={"search_seconds": 10.0, "search_rounds": 30})
+    done = form_event_teams(graph, event, ids, groups=groups, skills=skills, model=model, config=cfg)
+    assert done.method == "confident_search"
+    team = done.teams.set_index(Columns.Participant)[Columns.Team]
+    sizes = done.teams[Columns.Team].value_counts()
+    assert sizes.min() >= lo and sizes.max() <= hi and sizes.sum() == len(ids)
+    assert team.iloc[10:10 + hi].nunique() == 1 and team.iloc[50:52].nunique() == 1
+    assert len(done.predicted_success) == len(sizes)
+    # The draft alone, and what each model and config runs.
+    assert form_event_teams(graph, event, ids, groups=groups, skills=skills).method == "draft"
+    assert formation_method(model, cfg.model_copy(update={"search_rounds": 0})) == "draft"
+    assert formation_method(model, cfg.model_copy(update={"consensus": "mean"})) == "mean_search"
+    assert formation_method(fit_team_success(graph), cfg) == "model_search"
+    assert formation_method(None, cfg) == "draft"
 
 
 def test_formation_beats_baselines_by_true_success(world: Path, graph: AchievementsGraph) -> None:
@@ -318,6 +360,7 @@ def test_form_event_teams_and_cli(world: Path, graph: AchievementsGraph, skills:
     searched = form_event_teams(graph, event, skills=skills, model=model, config=TeamConfig(search_rounds=10))
     assert set(searched.teams[Columns.Participant]) == set(event_registrants(graph, event))
     assert len(searched.predicted_success) == searched.teams[Columns.Team].nunique()
+    assert result.method == "draft" and searched.method == "model_search"
     assert ((searched.predicted_success > 0) & (searched.predicted_success < 1)).all()
     reg = tmp_path / "reg.csv"
     pids = graph.participants[Columns.Participant].astype(str).iloc[:12].tolist()
@@ -326,12 +369,14 @@ def test_form_event_teams_and_cli(world: Path, graph: AchievementsGraph, skills:
     res = CliRunner().invoke(cli, ["teams", "form", "--data", str(world / "aif"), "--event", str(event),
                                    "--registrants", str(reg), "--out", str(out)])
     assert res.exit_code == 0, res.output
-    assert '"team_success_model": false' in res.output
+    assert '"team_success_model": false' in res.output and '"method": "draft"' in res.output
     drafted = pd.read_csv(out, dtype=str)
+    # --search: the team-success model with its resampled refits, the confident search.
     res = CliRunner().invoke(cli, ["teams", "form", "--data", str(world / "aif"), "--event", str(event),
                                    "--registrants", str(reg), "--out", str(out), "--search", "--search-seconds", "1"])
     assert res.exit_code == 0, res.output
     assert '"team_success_model": true' in res.output and '"mean_predicted_percentile": 0.' in res.output
+    assert '"method": "confident_search"' in res.output
     frame = pd.read_csv(out, dtype=str)
     assert sorted(frame["participant_id"]) == sorted(drafted["participant_id"])
     assert list(frame.columns) == ["participant_id", "team_id"]
