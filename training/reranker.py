@@ -60,8 +60,17 @@ class RerankerConfig(BaseModel):
     learning_rate: float = Field(0.08, gt=0)
     num_leaves: int = Field(31, ge=4)
     min_child_samples: int = Field(50, ge=1)
+    # LightGBM's default (30) for now. On the alternative world (100k seed 5, cut 2024-11-01, 8079 participants)
+    # 10, the metric's own depth, gave NDCG@10 0.3299 instead of 0.3173 (paired +0.0126, se 0.0014), but on the
+    # product world (100k seed 11, cut 2025-03-01) 0.3930 instead of 0.3980 (-0.0050, se 0.0014).
+    truncation_level: int = Field(
+        30, ge=1, description="LambdaRank: positions whose pairs are weighted (lambdarank_truncation_level)"
+    )
     # Off by default: on the 100k world (cut 2024-11-01) content and item-kNN scores as features left
-    # NDCG@10 where it was (0.4220 with them, 0.4231 without), at more training time.
+    # NDCG@10 where it was (0.4220 with them, 0.4231 without), at more training time. On the alternative
+    # world (experiments/worlds, 100k seed 5, cut 2024-11-01, 8079 participants) neither item-kNN nor BPR
+    # moved it (0.3192 with each, 0.3192 without, paired se 0.0014); the transformer gave 0.3222 (+0.0030,
+    # se 0.0016) for a transformer refitted at every cut (8 cuts): not worth its training time.
     generators: list[str] = Field(
         default_factory=list,
         description="candidate generators whose scores become features (refitted at every training cut)",
@@ -86,11 +95,16 @@ def training_cuts(cfg: RerankerConfig, latest: pd.Timestamp, earliest: pd.Timest
 
 def make_generator(name: str) -> EventRecommender:
     """A candidate generator by name, with its default configuration."""
+    from training.als import AlsRecommender
+    from training.bpr import BprRecommender
     from training.content import ContentRecommender
     from training.item_knn import ItemKnnRecommender
+    from training.sequential import SequentialRecommender
 
     known: dict[str, type[EventRecommender]] = {
         ContentRecommender.name: ContentRecommender, ItemKnnRecommender.name: ItemKnnRecommender,
+        AlsRecommender.name: AlsRecommender, BprRecommender.name: BprRecommender,
+        SequentialRecommender.name: SequentialRecommender,
     }
     if name not in known:
         raise ValueError(f"unknown generator {name!r}; known: {', '.join(known)}")
@@ -140,6 +154,7 @@ class RerankerRecommender(EventRecommender):
             learning_rate=cfg.learning_rate,
             num_leaves=cfg.num_leaves,
             min_child_samples=cfg.min_child_samples,
+            lambdarank_truncation_level=cfg.truncation_level,
             random_state=cfg.seed,
             deterministic=True,
             force_row_wise=True,

@@ -162,3 +162,41 @@ def test_a_model_trained_before_a_feature_was_added_keeps_ranking_the_same(
     monkeypatch.setattr(reranker, "FEATURES", upgraded[1:])
     with pytest.raises(ValueError, match="no longer computes"):
         model.recommend(ids[:1], 10, as_of=CUT)
+
+
+@pytest.mark.parametrize("name", ["implicit_als", "implicit_bpr", "sequential_transformer"])
+def test_collaborative_generators_become_score_features(world: AchievementsGraph, name: str) -> None:
+    from training.reranker import generator_feature, make_generator
+
+    past = world.as_of(CUT)
+    assert make_generator(name).name == name
+    model = RerankerRecommender(RerankerConfig(cuts=1, seasonal_years=0, n_estimators=20, groups_per_cut=500,
+                                               generators=[name]))
+    model.fit(past)
+    assert model.feature_names_[-1] == generator_feature(name)
+    assert [g.name for g in model.generators_] == [name]
+    pid = past.achievements["participant_id"].value_counts().index[0]
+    recs = model.recommend([pid], 5, as_of=CUT)
+    assert len(recs) and recs["score"].is_monotonic_decreasing
+    # The feature column is the generator's own score of the pair (fitted on the graph the model was fitted on).
+    one = past.participant_positions([pid])
+    events = past.event_index.get_indexer(recs["event_id"].astype(str))
+    allowed = np.ones((1, len(events)), dtype=bool)
+    now = pd.Timestamp(CUT)
+    feats = model._with_generator_scores(model._pair_features(past, model._context(past, now), one, events),
+                                         model.generators_, past, one, events, now, allowed)
+    own = make_generator(name).fit(past)._score(past, one, events, now, allowed)[0]
+    np.testing.assert_allclose(feats[0, :, -1], np.asarray(own, dtype=np.float32), rtol=1e-5, atol=1e-6)
+    assert np.ptp(feats[0, :, -1]) > 0
+    with pytest.raises(ValueError, match="unknown generator"):
+        make_generator("no_such_generator")
+
+
+def test_truncation_level_reaches_the_booster_and_changes_the_trees(world: AchievementsGraph) -> None:
+    past = world.as_of(CUT)
+    base = dict(cuts=1, seasonal_years=0, n_estimators=20, groups_per_cut=500)
+    default = RerankerRecommender(RerankerConfig(**base)).fit(past)
+    short = RerankerRecommender(RerankerConfig(**base, truncation_level=3)).fit(past)
+    assert default.model_.get_params()["lambdarank_truncation_level"] == 30
+    assert short.model_.get_params()["lambdarank_truncation_level"] == 3
+    assert default.model_.booster_.model_to_string() != short.model_.booster_.model_to_string()
