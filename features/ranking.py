@@ -51,6 +51,12 @@ FEATURES = (
     "grade_span",  # event max grade - participant grade (nan when unknown)
     "format",
     "team_event",
+    "capacity",  # log(1 + the event's capacity) (nan: unknown or unlimited)
+    "series_fill",  # participations / capacity over the series' finished editions with a capacity (nan: none)
+    "series_region_share",  # share of the region's participants with a history who took the series
+    "edition_popularity",  # log mean participations per finished edition of the series at the event's level (nan: none)
+    "edition_relative",  # edition_popularity - format_popularity: above or below events of its format and level
+    "series_level_share",  # share of the participants of one's target level (reached + 1) who took the series
 )
 CATEGORICAL = ("format",)
 _COLUMN = {name: i for i, name in enumerate(FEATURES)}
@@ -79,6 +85,7 @@ class RankingContext:
     series_pop: np.ndarray
     series_region_pop: sp.csr_matrix  # regions x series
     series_grade_pop: sp.csr_matrix  # grades x series
+    series_level_pop: sp.csr_matrix  # target levels (reached + 1, 0 when nothing reached) x series
     format_level_pop: pd.Series
     # Ties, kept as factors (schoolmates and teammates per series are products of these, made per block: for
     # everyone at once they are the largest arrays by far, 160 MiB at 100,000 participants):
@@ -98,6 +105,10 @@ class RankingContext:
     event_series: np.ndarray  # series position of every event (-1: a series unknown to the context)
     event_series_popularity: np.ndarray  # log participations in the event's series
     event_format_popularity: np.ndarray  # log mean participations per event of its format and level
+    event_series_fill: np.ndarray  # float32 participations / capacity of the series' finished editions (nan: none)
+    region_active: np.ndarray  # participants with a history per region code
+    event_edition_popularity: np.ndarray  # float32 log mean participations per finished edition at its level
+    level_group_size: np.ndarray  # participants per target level
 
 
 def _log1p(x: np.ndarray) -> np.ndarray:
@@ -182,6 +193,9 @@ class EventSide:
     registration_left_share: np.ndarray  # float32, nan unknown
     max_grade: np.ndarray  # float32, nan unknown
     team_event: np.ndarray  # float32
+    capacity: np.ndarray  # float32 log(1 + capacity), nan unknown or unlimited
+    capacity_raw: np.ndarray  # float64 capacity, nan unknown or unlimited
+    ended: np.ndarray  # bool: the event ended before the date (its participations are all dated)
     series_key: np.ndarray  # str
     format_level: np.ndarray  # str, "format/level"
 
@@ -212,6 +226,10 @@ def event_side(graph: AchievementsGraph, as_of: pd.Timestamp | str) -> EventSide
         if "max_grade" in ev.columns else np.full(n_e, np.nan, np.float32)
     team_max = ev["team_max"].astype("Float64").fillna(1).astype("float64").to_numpy(np.float32) \
         if "team_max" in ev.columns else np.ones(n_e, np.float32)
+    arrays = graph.event_arrays
+    capacity = np.where(arrays.capacity > 0, arrays.capacity, np.nan)  # 0: unlimited
+    end = _days_of(ev, Columns.EndDate)
+    finished = np.where(np.isnan(end), arrays.start, end) < day_number(now)
     return EventSide(
         as_of=now, competence=ec, competence_t=np.ascontiguousarray(ec.toarray().T),
         competence_l1=_rows_normalized(ec, "l1").toarray(), competence_l2=l2, competence_l2_t=l2_t,
@@ -223,9 +241,18 @@ def event_side(graph: AchievementsGraph, as_of: pd.Timestamp | str) -> EventSide
         **_registration_window(graph, now),
         max_grade=max_grade,
         team_event=(team_max > 1).astype(np.float32),
+        capacity=np.where(np.isnan(capacity), np.nan, np.log1p(np.nan_to_num(capacity))).astype(np.float32),
+        capacity_raw=capacity, ended=finished,
         series_key=graph.series_keys().to_numpy().astype(str),
         format_level=(ev["format"].astype(str) + "/" + ev["level"].astype(str)).to_numpy(),
     )
+
+
+def _days_of(ev: pd.DataFrame, column: str) -> np.ndarray:
+    """Days since the epoch of an optional date column (nan: unknown)."""
+    if column not in ev.columns:
+        return np.full(len(ev), np.nan)
+    return ((ev[column] - pd.Timestamp("1970-01-01")).dt.days).astype("float64").to_numpy(np.float64, na_value=np.nan)
 
 
 def _registration_window(graph: AchievementsGraph, now: pd.Timestamp) -> dict[str, np.ndarray]:
@@ -426,9 +453,15 @@ def build_context(
         series_pop=np.asarray(taken.sum(axis=0)).ravel(),
         series_region_pop=_group_sums(region_codes, max(len(regions), 1), taken),
         series_grade_pop=_group_sums(_grade_codes(grade), 20, taken),
+        series_level_pop=_group_sums(_level_codes(rows.reached_level), len(LEVELS), taken),
         school_series=_group_sums(school, max(len(schools), 1), taken),
         team_participants=team.T.tocsr(),
     )
+
+
+def _level_codes(reached_level: np.ndarray) -> np.ndarray:
+    """The target level "one above the level reached" (0 when nothing was reached), as the level gap reads it."""
+    return np.clip(np.asarray(reached_level, np.int64) + 1, 0, len(LEVELS) - 1)
 
 
 def _grade_codes(grade: np.ndarray) -> np.ndarray:
@@ -463,6 +496,29 @@ def _assemble(g: AchievementsGraph, now: pd.Timestamp, side: EventSide, series: 
     profile = rows.profile
     profile_l2, top_competence, has_profile = derived if derived is not None else _profile_derived(profile)
     series_pop = shared["series_pop"]
+    # Capacity use of the series' finished editions: a series whose editions fill up fills up early again, so
+    # many of its registrations come before a cut (unseen until the event), and it may close when full.
+    done = side.ended & ~np.isnan(side.capacity_raw) & seen
+    at = event_series[done]
+    n_s = series.n_series
+    used = np.bincount(at, weights=per_event[done], minlength=n_s)
+    offered = np.bincount(at, weights=side.capacity_raw[done], minlength=n_s)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fill = np.where(offered > 0, used / offered, np.nan)
+    event_fill = np.where(seen, fill[np.where(seen, event_series, 0)] if n_s else np.nan, np.nan).astype(np.float32)
+    # The same stage of the series in earlier seasons (a series' stages share its key, levels tell them apart):
+    # a series' total mixes its stages and grows with its number of editions.
+    stage_key = np.where(seen, event_series, 0) * len(LEVELS) + np.clip(side.level.astype(np.int64), 0, len(LEVELS) - 1)
+    finished = side.ended & seen
+    editions = np.bincount(stage_key[finished], minlength=max(n_s, 1) * len(LEVELS))
+    taken = np.bincount(stage_key[finished], weights=per_event[finished], minlength=max(n_s, 1) * len(LEVELS))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_edition = np.where(editions > 0, np.log1p(taken / np.maximum(editions, 1)), np.nan)
+    edition_pop = np.where(seen, per_edition[stage_key], np.nan).astype(np.float32)
+    region_code = shared["region_code"]
+    active = rows.history_events > 0
+    region_active = np.bincount(region_code[active & (region_code >= 0)],
+                                minlength=max(len(shared["regions"]), 1)).astype(np.float64)
     return RankingContext(
         as_of=now, series=series, profile=profile, history_events=rows.history_events,
         reached_level=rows.reached_level, qualified=g.qualified(), participant_series=rows.participant_series,
@@ -472,6 +528,8 @@ def _assemble(g: AchievementsGraph, now: pd.Timestamp, side: EventSide, series: 
         top_competence=top_competence, has_profile=has_profile, event_series=event_series,
         event_series_popularity=_log1p(series_pop[np.where(seen, event_series, 0)]) * seen,
         event_format_popularity=_log1p(format_level_pop.reindex(side.format_level).fillna(0.0).to_numpy()),
+        event_series_fill=event_fill, region_active=region_active, event_edition_popularity=edition_pop,
+        level_group_size=np.bincount(_level_codes(rows.reached_level), minlength=len(LEVELS)).astype(np.float64),
         **shared,
     )
 
@@ -564,6 +622,11 @@ def patch_context(ctx: RankingContext, graph: AchievementsGraph, participants: n
         return out
 
     series_pop = ctx.series_pop + np.asarray(delta.sum(axis=0)).ravel()
+    # A changed participant may also change target level: their old rows leave the old group, the new rows join.
+    n_levels = len(LEVELS)
+    level_pop = sp.csr_matrix(ctx.series_level_pop - _group_sums(_level_codes(ctx.reached_level[old]), n_levels, before)
+                              + _group_sums(_level_codes(rows.reached_level), n_levels, after))
+    level_pop.eliminate_zeros()
     participant_series = _with_rows(ctx.participant_series, positions, rows.participant_series, n_p)
     participant_team = _with_rows(ctx.participant_team, positions, rows.participant_team, n_p)
     patched = _ParticipantRows(
@@ -586,6 +649,7 @@ def patch_context(ctx: RankingContext, graph: AchievementsGraph, participants: n
         regions=ctx.regions, school=school, schools=schools, series_pop=series_pop,
         series_region_pop=moved(ctx.series_region_pop, region_code[positions], ctx.series_region_pop.shape[0]),
         series_grade_pop=moved(ctx.series_grade_pop, _grade_codes(grade[positions]), 20),
+        series_level_pop=level_pop,
         school_series=moved(ctx.school_series, school[positions], max(len(schools), 1)),
         team_participants=participant_team.T.tocsr(),
     )
@@ -744,7 +808,9 @@ def pair_features(
     set_("offline_rural", (1 - online)[None, :] * (settlement == 2)[:, None])
     set_("offline_town", (1 - online)[None, :] * (settlement == 1)[:, None])
     set_("series_popularity", ctx.event_series_popularity[e][None, :])
-    set_("series_popularity_region", _log1p(_take(ctx.series_region_pop, ctx.region_code[p], s_safe)) * mask_seen)
+    region = ctx.region_code[p]
+    took_region = _take(ctx.series_region_pop, region, s_safe)
+    set_("series_popularity_region", _log1p(took_region) * mask_seen)
     grade_codes = np.clip(np.nan_to_num(ctx.grade[p], nan=0.0), 0, 19).astype(np.int64)
     set_("series_popularity_grade", _log1p(_take(ctx.series_grade_pop, grade_codes, s_safe)) * mask_seen)
     set_("format_popularity", ctx.event_format_popularity[e][None, :])
@@ -760,4 +826,17 @@ def pair_features(
     set_("grade_span", side.max_grade[e][None, :] - grade[:, None])
     set_("format", fmt.astype(np.float32)[None, :])
     set_("team_event", side.team_event[e][None, :])
+    set_("capacity", side.capacity[e][None, :])
+    set_("series_fill", ctx.event_series_fill[e][None, :])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share = took_region / np.maximum(ctx.region_active[region], 1.0)[:, None]
+    set_("series_region_share", share.astype(np.float32) * mask_seen)
+    set_("edition_popularity", ctx.event_edition_popularity[e][None, :])
+    edition = ctx.event_edition_popularity[e]
+    set_("edition_relative", (edition - ctx.event_format_popularity[e].astype(np.float32))[None, :])
+    levels = _level_codes(ctx.reached_level[p])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level_share = _take(ctx.series_level_pop, levels, s_safe) / np.maximum(ctx.level_group_size[levels],
+                                                                                1.0)[:, None]
+    set_("series_level_share", level_share.astype(np.float32) * mask_seen)
     return out

@@ -28,7 +28,9 @@ FEATURE_REASON = {
     "series_taken": "series", "format_share": "format",
     "online": "reach", "offline_rural": "reach", "offline_town": "reach",
     "series_popularity": "popular", "series_popularity_region": "popular", "series_popularity_grade": "popular",
-    "format_popularity": "popular",
+    "format_popularity": "popular", "edition_popularity": "popular", "series_region_share": "popular",
+    "edition_relative": "popular", "series_level_share": "popular",
+    "capacity": "places", "series_fill": "places",
     "schoolmates_series": "schoolmates", "teammates_series": "teammates",
     "mentor_fit": "mentor", "weeks_to_start": "soon",
     "registration_open_days": "registration", "registration_left_days": "registration",
@@ -189,6 +191,9 @@ def _text(kind: str, facts: _Facts, event: int) -> str | None:
         return "Online: you can take part from anywhere" if online else "Held in your region"
     if kind == "popular":
         return "Popular with students like you"
+    if kind == "places":
+        capacity = g.event_arrays.capacity[event]
+        return f"Places are limited ({int(capacity)}): register early" if capacity > 0 else None
     if kind == "similar":
         return "Students who took the same events as you often take this one" if facts.has_history else None
     if kind == "schoolmates":

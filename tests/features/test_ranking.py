@@ -156,7 +156,55 @@ def reference_pair_features(
     team_max = ev["team_max"].astype("Float64").fillna(1).astype("float64").to_numpy(np.float32) \
         if "team_max" in ev.columns else np.ones(n_e, np.float32)
     set_("team_event", (team_max > 1).astype(np.float32)[None, :])
+    capacity = ev["capacity"].astype("Float64").astype("float64").to_numpy(np.float64, na_value=np.nan) \
+        if "capacity" in ev.columns else np.full(n_e, np.nan)
+    capacity = np.where(capacity > 0, capacity, np.nan)
+    set_("capacity", np.log1p(capacity).astype(np.float32)[None, :])
+    set_("series_fill", reference_series_fill(graph, ctx.as_of)[events][None, :])
+    active = np.bincount(graph.achievements["participant_idx"].to_numpy(), minlength=graph.n_participants) > 0
+    in_region = np.bincount(ctx.region_code[active], minlength=len(ctx.regions)).astype(np.float64)
+    took = ctx.series_region_pop[region][:, s_safe].toarray()
+    set_("series_region_share", (took / np.maximum(in_region[region], 1.0)[:, None]).astype(np.float32) * mask_seen)
+    edition = reference_edition_popularity(graph, ctx.as_of)[events]
+    set_("edition_popularity", edition[None, :])
+    format_level = _log1p(ctx.format_level_pop.reindex(fl).fillna(0.0).to_numpy()).astype(np.float32)
+    set_("edition_relative", (edition - format_level)[None, :])
+    target = np.clip(ctx.reached_level + 1, 0, len(LEVELS) - 1)
+    took = ctx.participant_series.tocsr(copy=True)
+    took.data[:] = 1.0
+    by_level = np.stack([np.asarray(took[target == t].sum(axis=0)).ravel() for t in range(len(LEVELS))])
+    size = np.bincount(target, minlength=len(LEVELS)).astype(np.float64)
+    mine = target[participants]
+    share = by_level[mine][:, s_safe].astype(np.float32) / np.maximum(size[mine], 1.0)[:, None]
+    set_("series_level_share", share.astype(np.float32) * mask_seen)
     return out
+
+
+def reference_edition_popularity(graph: AchievementsGraph, as_of: pd.Timestamp) -> np.ndarray:
+    """Per event: log(1 + mean participations) over the finished events of its series and level."""
+    ev = graph.events
+    end = ev[Columns.EndDate] if Columns.EndDate in ev.columns else ev[Columns.StartDate]
+    finished = (end.fillna(ev[Columns.StartDate]) < as_of).to_numpy()
+    counts = graph.achievements.groupby("event_idx").size().reindex(range(len(ev)), fill_value=0).to_numpy()
+    key = pd.Series(graph.series_keys().to_numpy()) + "|" + ev["level"].astype(str).to_numpy()
+    mean = pd.Series(counts[finished].astype(np.float64), index=key[finished].to_numpy()).groupby(level=0).mean()
+    return np.log1p(mean.reindex(key.to_numpy()).to_numpy(np.float64)).astype(np.float32)
+
+
+def reference_series_fill(graph: AchievementsGraph, as_of: pd.Timestamp) -> np.ndarray:
+    """Per event: participations / capacity summed over the finished events of its series with a capacity."""
+    ev = graph.events
+    capacity = ev["capacity"].astype("Float64").astype("float64").to_numpy(np.float64, na_value=np.nan) \
+        if "capacity" in ev.columns else np.full(len(ev), np.nan)
+    end = ev[Columns.EndDate] if Columns.EndDate in ev.columns else ev[Columns.StartDate]
+    finished = end.fillna(ev[Columns.StartDate]) < as_of
+    counts = graph.achievements.groupby("event_idx").size().reindex(range(len(ev)), fill_value=0).to_numpy()
+    frame = pd.DataFrame({"series": graph.series_keys().to_numpy(), "used": counts.astype(np.float64),
+                          "offered": capacity})
+    frame = frame[finished.to_numpy() & (capacity > 0)]
+    sums = frame.groupby("series")[["used", "offered"]].sum()
+    fill = (sums["used"] / sums["offered"]).reindex(graph.series_keys().to_numpy())
+    return fill.to_numpy(np.float64).astype(np.float32)
 
 
 def _sample(world: AchievementsGraph, n: int, seed: int) -> np.ndarray:
@@ -266,6 +314,62 @@ def test_registration_window_is_read_from_the_catalog_dates() -> None:
     assert np.isnan(event_side(AchievementsGraph.from_tables(tables), "2025-01-10").registration_open_days).all()
 
 
+def test_capacity_fill_region_share_and_edition_popularity_by_hand() -> None:
+    tables = tiny_tables()
+    d = pd.to_datetime
+    # Last season's Moscow hackathon: capacity 4, ended before the date, taken by p1 and p2 (both of region 77).
+    past = pd.DataFrame({"event_id": pd.array(["e_region77_24"], dtype="string"),
+                         "title": pd.array(["Moscow hackathon 2024"], dtype="string"),
+                         "format": pd.array(["hackathon"], dtype="string"),
+                         "level": pd.array(["regional"], dtype="string"),
+                         "competences": pd.array(["ai:1"], dtype="string"), "start_date": d(["2024-03-01"]),
+                         "series_id": pd.array(["msk_hack"], dtype="string"),
+                         "region_code": pd.array(["77"], dtype="string"),
+                         "online": pd.array([False], dtype="boolean"), "capacity": pd.array([4], dtype="Int64")})
+    events = pd.concat([tables["events"], past], ignore_index=True)
+    extra = pd.DataFrame({"participant_id": pd.array(["p1", "p2"], dtype="string"),
+                          "event_id": pd.array(["e_region77_24"] * 2, dtype="string"),
+                          "role": pd.array(["participant"] * 2, dtype="string"),
+                          "result": pd.array(["participant"] * 2, dtype="string"), "date": d(["2024-03-01"] * 2)})
+    achievements = pd.concat([tables["achievements"], extra], ignore_index=True)
+    graph = AchievementsGraph.from_tables({**tables, "events": events, "achievements": achievements})
+    pos = {e: i for i, e in enumerate(graph.event_index)}
+    people = {p: i for i, p in enumerate(graph.participant_index)}
+    ctx = build_context(graph, "2025-01-10")
+    f = pair_features(graph, ctx, np.arange(graph.n_participants), np.arange(graph.n_events))
+    col = {name: FEATURES.index(name) for name in ("capacity", "series_fill", "series_region_share")}
+    hack, camp, course = pos["e_region77"], pos["e_full"], pos["e_online"]
+    assert f[0, hack, col["capacity"]] == np.float32(np.log1p(50.0))
+    assert f[0, camp, col["capacity"]] == np.float32(np.log(2.0))
+    assert np.isnan(f[0, course, col["capacity"]])  # unlimited (no capacity given)
+    # 2 participations of 4 places; this season's edition (capacity 50) has not happened yet.
+    assert f[0, hack, col["series_fill"]] == np.float32(0.5)
+    # e_full has not started: its registration counts for nothing yet; no other camp edition.
+    assert np.isnan(f[0, camp, col["series_fill"]]) and np.isnan(f[0, course, col["series_fill"]])
+    p1, p3, p4 = people["p1"], people["p3"], people["p4"]
+    # Region 77 has two participants with a history (p1, p2): both took the hackathon, p2 the course.
+    assert f[p1, hack, col["series_region_share"]] == 1.0
+    assert f[p1, course, col["series_region_share"]] == 0.5
+    # p3 (region 16) is its region's only participant with a history and took the camp; p4 has no region.
+    assert f[p3, camp, col["series_region_share"]] == 1.0 and f[p3, hack, col["series_region_share"]] == 0.0
+    assert f[p4, course, col["series_region_share"]] == 0.0
+    # A region of participants without history divides by one, never by zero.
+    assert np.isfinite(f[..., col["series_region_share"]]).all()
+    # The same stage in earlier seasons: 2 took last season's hackathon, 1 the regional stage of 2023/24.
+    popularity = f[0, :, FEATURES.index("edition_popularity")]
+    assert popularity[hack] == np.float32(np.log(3.0)) and popularity[pos["e_reg_final"]] == np.float32(np.log(2.0))
+    # Both school stages have happened, 2 participants each; the course's only edition has not finished.
+    assert popularity[pos["e_school_24"]] == np.float32(np.log(3.0)) and np.isnan(popularity[course])
+    relative = f[0, :, FEATURES.index("edition_relative")]
+    assert relative[hack] == 0.0 and np.isnan(relative[course])  # the only hackathon/regional that has started
+    # Target levels: p1 reached regional (target national, alone there); p2, p3, p4 reached nothing (target school).
+    level_share = f[..., FEATURES.index("series_level_share")]
+    p2 = people["p2"]
+    assert level_share[p1, hack] == 1.0 and level_share[p1, course] == 0.0
+    assert level_share[p2, course] == np.float32(1 / 3) and level_share[p4, camp] == np.float32(1 / 3)
+    assert level_share[p4, hack] == np.float32(1 / 3)  # p2 took last season's hackathon
+
+
 def _reference_scores(
     model: RerankerRecommender, graph: AchievementsGraph, ctx: RankingContext, participant: int
 ) -> np.ndarray:
@@ -351,7 +455,7 @@ def test_event_side_outlives_a_fold_in(world: AchievementsGraph, reranker: Reran
 def assert_same_context(got: RankingContext, expected: RankingContext) -> None:
     """Every field equal: arrays and indexes exactly; sparse matrices entry for entry in stored order where the
     order sets the bits of a sum over a row, as the same matrix (sorted) for whole-number counts."""
-    counts = {"series_region_pop", "series_grade_pop", "school_series", "team_participants"}
+    counts = {"series_region_pop", "series_grade_pop", "series_level_pop", "school_series", "team_participants"}
     for name in RankingContext.__dataclass_fields__:
         a, b = getattr(got, name), getattr(expected, name)
         if name == "profile_l2":

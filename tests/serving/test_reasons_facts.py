@@ -38,6 +38,11 @@ def test_reason_texts_from_the_record() -> None:
     assert event_reasons(graph, p1, pos["e_reg_final"], ["format_share"], limit=1) == [
         "You often take part in olympiads"]
     assert event_reasons(graph, p1, pos["e_online"], ["weeks_to_start"], limit=1) == ["Starts soon, on 2025-02-01"]
+    # Capacity speaks only for an event that has one; an unlimited one falls back to the facts.
+    assert event_reasons(graph, p1, pos["e_region77"], ["capacity"], limit=1) == [
+        "Places are limited (50): register early"]
+    assert event_reasons(graph, p1, pos["e_online"], ["series_fill"], limit=1) == [
+        "You have reached the regional level; this national event is the next one"]
     # Where the registration window stands drove the score: its closing date (the deadline, else the start).
     assert event_reasons(graph, p1, pos["e_online"], ["registration_left_share"], limit=1) == [
         "Registration is open until 2025-01-30"]
