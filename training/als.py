@@ -83,6 +83,10 @@ class AlsRecommender(EventRecommender):
         allowed: np.ndarray,
     ) -> np.ndarray:
         history = participant_series(graph, self.series_.project(graph))[participants]
+        # Folding users in on implicit's OpenMP pool would start that pool in the serving parent (its smoke test),
+        # and a forked worker then hangs in its first parallel region; one thread each is also what a request
+        # wants. Set here, not only after fitting, for models pickled with the fitting pool's setting.
+        self.model_.num_threads = 1
         with threadpool_limits(1, "blas"):
             users = self.model_.recalculate_user(np.arange(len(participants)), history)
         scores = np.asarray(users, dtype=np.float32) @ self._item_factors(graph, events).T
