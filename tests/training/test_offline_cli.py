@@ -2,6 +2,7 @@
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -10,9 +11,11 @@ from typer.testing import CliRunner
 from recommender.cli import cli
 from recommender.eligibility import EventFilters, open_events
 from recommender.graph import AchievementsGraph, to_timestamp
+from recommender.models import EventRecommender
 from recommender.synth.config import SynthConfig
 from recommender.synth.generate import generate_world
-from training.evaluation import temporal_split
+from training import tuning
+from training.evaluation import TemporalSplit, evaluate, temporal_split
 from training.tuning import tuned_als_config
 
 CUT = "2024-11-01"
@@ -42,15 +45,27 @@ def test_evaluate_puts_every_model_beside_the_oracle_and_a_tuned_als(world: Path
     assert table["coverage"].between(0, 1).all()
 
 
-def test_als_is_tuned_on_a_window_before_the_cut_and_reproducibly(world: Path) -> None:
+def test_als_is_tuned_on_a_window_before_the_cut_and_reproducibly(world: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     graph = AchievementsGraph.from_aif(world / "aif")
     split = temporal_split(graph, CUT, 90)
+    seen: list[TemporalSplit] = []
+
+    def recording(model: EventRecommender, validation: TemporalSplit, k: int, **kw: Any) -> dict[str, float]:
+        seen.append(validation)
+        return evaluate(model, validation, k, **kw)
+
+    monkeypatch.setattr(tuning, "evaluate", recording)
     first = tuned_als_config(split.train, split.cut, horizon_days=90, k=10, trials=3, seed=1)
     again = tuned_als_config(split.train, split.cut, horizon_days=90, k=10, trials=3, seed=1)
-    assert first == again
-    # Everything it reads is in the train side: rows after the cut cannot change it.
-    cut_only = tuned_als_config(graph.as_of(split.cut), split.cut, horizon_days=90, k=10, trials=3, seed=1)
-    assert cut_only == first
+    assert first == again and len(seen) == 6
+    # Every trial fits before the validation cut and is judged on steps dated before the test cut.
+    dates = split.train.achievements.set_index(["participant_id", "event_id"])["date"]
+    for validation in seen:
+        assert validation.cut == split.cut - pd.Timedelta(days=90)
+        assert validation.train.achievements["date"].max() < validation.cut
+        steps = dates.loc[pd.MultiIndex.from_frame(validation.relevant)]
+        assert len(steps) and steps.max() < split.cut
 
 
 def test_backtest_writes_top_k_eligible_events_per_participant(world: Path, tmp_path: Path) -> None:
