@@ -146,6 +146,7 @@ class RerankerRecommender(EventRecommender):
         if not xs:
             raise ValueError("no training examples: the graph has no participations after any training cut")
         x_all = np.concatenate(xs)
+        xs.clear()  # the blocks go as soon as they are one matrix: peak memory is one copy of the examples, not two
         y_all = np.concatenate(ys)
         g_all = np.concatenate(groups)
         self.model_ = LGBMRanker(
@@ -161,9 +162,9 @@ class RerankerRecommender(EventRecommender):
             n_jobs=2,
             verbose=-1,
         )
+        # The float32 matrix itself, not a frame of it (pandas 3 would copy it): LightGBM bins it in place.
         self.model_.fit(
-            pd.DataFrame(x_all, columns=self.feature_names_), y_all, group=g_all,
-            categorical_feature=list(CATEGORICAL),
+            x_all, y_all, group=g_all, feature_name=list(self.feature_names_), categorical_feature=list(CATEGORICAL),
         )
         # Generators fitted on the whole graph score at inference, as the cut ones did in training.
         self.generators_ = [make_generator(name).fit(graph) for name in cfg.generators]
