@@ -45,6 +45,8 @@ class RerankerConfig(BaseModel):
     seasonal_years: int = Field(
         2, ge=0, le=5, description="also cut at the latest date's time of year this many years back (labels complete)"
     )
+    # 30: with 15000 groups a cut, on the 100k world 15 days gave NDCG@10 -0.0145 (se 0.0013) at the 2025-03-01 cut
+    # and 60 days -0.0036; 45 days -0.0003 there but -0.0046 at 2024-11-01 and -0.0044 on the alternative world.
     seasonal_spread_days: int = Field(
         30, ge=0, description="seasonal cuts at -spread, 0 and +spread days around each anniversary"
     )
@@ -57,8 +59,10 @@ class RerankerConfig(BaseModel):
     label_lag_days: int = Field(60, ge=0, description="time after the horizon for results to be dated")
     # 15000, not 5000: on the 100k world (seed 11) NDCG@10 0.3990 -> 0.4125 at the 2025-03-01 cut (paired +0.0135,
     # se 0.0013), 0.4527 -> 0.4518 at 2024-11-01 (-0.0009, se 0.0012); on the alternative world (100k seed 5,
-    # 2024-11-01) 0.3173 -> 0.3234 (+0.0061, se 0.0013). 30000 gave no more (0.4115 in spring), nor did 63 leaves
-    # (0.4068) or 15 leaves with 200 samples a leaf (0.4082), nor weighting rural groups twice (0.4093).
+    # 2024-11-01) 0.3173 -> 0.3234 (+0.0061, se 0.0013). With 15000, in spring: 30000 gave no more (0.4115), nor
+    # did 63 leaves (0.4068), 15 leaves with 200 samples a leaf (0.4082), 4 monthly cuts (0.4041), 400 trees at
+    # rate 0.05 (-0.0026), or rural groups weighted twice in training (0.4093). At 1,000,000 participants the
+    # pipeline fits in 450 s with 15000 (202 s with 5000), peak RSS 9.8 GiB (bench_next_steps.py).
     groups_per_cut: int = Field(15000, ge=10, description="participants (query groups) sampled per cut")
     n_estimators: int = Field(200, ge=10)
     learning_rate: float = Field(0.08, gt=0)
