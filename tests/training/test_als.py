@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -14,8 +16,8 @@ from training.als import AlsConfig, AlsRecommender
 CUT = "2024-09-01"
 
 
-def test_history_rows_match_the_full_series_matrix_and_follow_a_fold_in(tmp_path: object) -> None:
-    out = tmp_path / "world"  # type: ignore[operator]
+def test_history_rows_match_the_full_series_matrix_and_follow_a_fold_in(tmp_path: Path) -> None:
+    out = tmp_path / "world"
     generate_world(SynthConfig(participants=600, seed=5), out)
     graph = AchievementsGraph.from_aif(out / "aif")
     past = graph.as_of(CUT)
@@ -43,8 +45,8 @@ def test_history_rows_match_the_full_series_matrix_and_follow_a_fold_in(tmp_path
     assert np.array_equal(scores, model._score(folded, people, events, pd.Timestamp(CUT), allowed))
 
 
-def test_item_factors_are_computed_once_per_event_and_match_a_batch_of_all(tmp_path: object) -> None:
-    out = tmp_path / "world"  # type: ignore[operator]
+def test_item_factors_are_computed_once_per_event_and_match_a_batch_of_all(tmp_path: Path) -> None:
+    out = tmp_path / "world"
     generate_world(SynthConfig(participants=400, seed=3), out)
     graph = AchievementsGraph.from_aif(out / "aif").as_of(CUT)
     model = AlsRecommender(AlsConfig(factors=8, iterations=3)).fit(graph)
