@@ -228,8 +228,7 @@ def event_side(graph: AchievementsGraph, as_of: pd.Timestamp | str) -> EventSide
         if "team_max" in ev.columns else np.ones(n_e, np.float32)
     arrays = graph.event_arrays
     capacity = np.where(arrays.capacity > 0, arrays.capacity, np.nan)  # 0: unlimited
-    end = _days_of(ev, Columns.EndDate)
-    finished = np.where(np.isnan(end), arrays.start, end) < day_number(now)
+    finished = np.where(np.isnan(arrays.end), arrays.start, arrays.end) < day_number(now)
     return EventSide(
         as_of=now, competence=ec, competence_t=np.ascontiguousarray(ec.toarray().T),
         competence_l1=_rows_normalized(ec, "l1").toarray(), competence_l2=l2, competence_l2_t=l2_t,
@@ -246,13 +245,6 @@ def event_side(graph: AchievementsGraph, as_of: pd.Timestamp | str) -> EventSide
         series_key=graph.series_keys().to_numpy().astype(str),
         format_level=(ev["format"].astype(str) + "/" + ev["level"].astype(str)).to_numpy(),
     )
-
-
-def _days_of(ev: pd.DataFrame, column: str) -> np.ndarray:
-    """Days since the epoch of an optional date column (nan: unknown)."""
-    if column not in ev.columns:
-        return np.full(len(ev), np.nan)
-    return ((ev[column] - pd.Timestamp("1970-01-01")).dt.days).astype("float64").to_numpy(np.float64, na_value=np.nan)
 
 
 def _registration_window(graph: AchievementsGraph, now: pd.Timestamp) -> dict[str, np.ndarray]:

@@ -79,6 +79,7 @@ def day_number(when: date | str | pd.Timestamp) -> float:
 @dataclass(frozen=True)
 class EventArrays:
     start: np.ndarray  # days
+    end: np.ndarray  # days, NaN unknown
     deadline: np.ndarray  # days, NaN unknown
     opens: np.ndarray  # days, NaN unknown
     min_grade: np.ndarray  # NaN unknown
@@ -115,7 +116,8 @@ class EventArrays:
             pos = np.asarray(graph.event_index.get_indexer(ev[Columns.ParentEvent].astype("string").fillna("")))
             parent = np.where(named, np.where(pos >= 0, pos, -2), -1)
         return cls(
-            start=_days(ev[Columns.StartDate]), deadline=optional_days(Columns.RegistrationDeadline),
+            start=_days(ev[Columns.StartDate]), end=optional_days(Columns.EndDate),
+            deadline=optional_days(Columns.RegistrationDeadline),
             opens=optional_days(Columns.RegistrationOpens), min_grade=optional_float("min_grade"),
             max_grade=optional_float("max_grade"), capacity=optional_float("capacity"), online=online,
             region=np.where(online, -1, np.asarray(codes)), region_index=region_index, parent=parent,
