@@ -11,7 +11,7 @@ import pytest
 import scipy.sparse as sp
 
 from features.event_content import declared_profile, with_declared
-from features.ranking import DECLARED_PRIOR, build_context
+from features.ranking import DECLARED_WEIGHT, INTEREST_HALF_LIFE_DAYS, RESULT_WEIGHT, build_context
 from recommender.columns import Columns
 from recommender.eligibility import EventFilters, eligibility_mask, open_events
 from recommender.graph import AchievementsGraph
@@ -86,7 +86,7 @@ def test_declared_interests_profile_the_cold_and_only_nudge_the_active(past: Ach
     assert blended[1, 0] > 3 * blended[1, 1] > 0  # a history: the declaration is a weak prior
 
 
-def test_ranking_profile_is_the_declaration_for_the_cold_and_a_nudge_for_the_active(past: AchievementsGraph) -> None:
+def test_ranking_profile_is_the_declaration_for_the_cold_and_a_prior_for_the_active(past: AchievementsGraph) -> None:
     hist = np.bincount(past.achievements["participant_idx"], minlength=past.n_participants)
     cold, active = int(np.flatnonzero(hist == 0)[0]), int(np.argmax(hist))
     ids = list(past.competence_index)
@@ -96,10 +96,36 @@ def test_ranking_profile_is_the_declaration_for_the_cold_and_a_nudge_for_the_act
     row = profile[cold].toarray().ravel()
     assert plain[cold].nnz == 0 and row[ids.index("robotics")] == row[ids.index("ai")] == pytest.approx(0.5)
     before, after = plain[active].toarray().ravel(), profile[active].toarray().ravel()
-    nudge = np.zeros_like(before)
-    nudge[ids.index("biology")] = DECLARED_PRIOR
-    # What one did keeps its unit weight, what one said comes on top of it at DECLARED_PRIOR.
-    np.testing.assert_allclose(after, (before + nudge) / (1 + DECLARED_PRIOR), rtol=1e-5, atol=1e-7)
+    # The history's weight: each achievement its recency times its result's weight (a winner's counts most).
+    a = past.achievements[past.achievements["participant_idx"] == active]
+    age = (CUT - a[Columns.Date]).dt.days.to_numpy(np.float64)
+    weight = float(np.sum(0.5 ** (age / INTEREST_HALF_LIFE_DAYS)
+                          * np.exp(RESULT_WEIGHT * (a["result_rank"].to_numpy(np.float64) - 2.0))))
+    declared = np.zeros_like(before)
+    declared[ids.index("biology")] = DECLARED_WEIGHT
+    # What one said weighs as much as DECLARED_WEIGHT achievements beside what one did.
+    np.testing.assert_allclose(after, (before * weight + declared) / (weight + DECLARED_WEIGHT), rtol=1e-4, atol=1e-6)
+
+
+def test_a_good_result_weighs_more_in_the_ranking_profile(past: AchievementsGraph) -> None:
+    a = past.achievements
+    # Two achievements of one participant in events about different competences: making the first a win
+    # instead of a mere participation moves the profile toward that event's competences.
+    counts = np.bincount(a["participant_idx"], minlength=past.n_participants)
+    main = _dominant_competence(past, a["event_idx"].to_numpy())
+    who = a["participant_idx"].to_numpy()
+    person = next(int(p) for p in np.flatnonzero(counts == 2) if len(set(main[who == p])) == 2)
+    rows = np.flatnonzero(who == person)
+    top = int(main[rows[0]])
+
+    def share(result: str) -> float:
+        changed = a.copy()
+        changed.loc[changed.index[rows[0]], Columns.Result] = result
+        changed.loc[changed.index[rows[0]], "result_rank"] = {"participant": 1, "winner": 5}[result]
+        graph = replace(_declaring(past, {}), achievements=changed, _cache={})
+        return float(build_context(graph, CUT).profile[person].toarray().ravel()[top])
+
+    assert share("winner") > share("participant")
 
 
 @pytest.mark.parametrize("name", list(MODELS))
