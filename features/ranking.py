@@ -325,8 +325,9 @@ def _cross(
 def with_declared_interests(history: sp.csr_matrix, declared: sp.csr_matrix, *, any_declared: bool | None = None
                             ) -> sp.csr_matrix:
     """The interest profile (L1 rows) of a history's competence sums (rows: participants; an achievement adds its
-    event's competence weights, summing to about 1) with declared interests (sign-up form, L1-normalized) added
-    at DECLARED_WEIGHT: alone for those with no history (cold start), a prior that a long history outweighs.
+    event's competence weights, which sum to 1, times its recency and result weight) with declared interests
+    (sign-up form, L1-normalized) added at DECLARED_WEIGHT: alone for those with no history (cold start), a prior
+    that a long history outweighs.
 
     What one said weighs as much as three achievements: on the 100k world (seed 11, cut 2025-03-01), ranking the
     open events by the profile put on average 0.618 of the true interest of the best ten in the top ten with the
