@@ -321,7 +321,6 @@ def _cross(
     return out
 
 
-
 def with_declared_interests(history: sp.csr_matrix, declared: sp.csr_matrix, *, any_declared: bool | None = None
                             ) -> sp.csr_matrix:
     """The interest profile (L1 rows) of a history's competence sums (rows: participants; an achievement adds its

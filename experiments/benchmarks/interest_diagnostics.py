@@ -99,12 +99,11 @@ def estimate_shares(split: TemporalSplit, interest: np.ndarray, weights: np.ndar
     before = l1(l1(summed(recency)) + 0.3 * declared)
     result_weighted = recency * np.exp(ranking.RESULT_WEIGHT * (result - 2.0))
     return {
-        "shipped profile": share(ctx.profile[people].toarray()),
+        "shipped profile (recency and result, declared as 3 achievements)": share(ctx.profile[people].toarray()),
         "counts": share(counts),
         "counts / competence supply": share(counts / supply[None, :]),
         "recency, declared at 0.3 of the history (before)": share(before),
         "recency, declared as 3 achievements": share(mixed(recency, 3.0)),
-        "recency and result, declared as 3 achievements (shipped)": share(mixed(result_weighted, 3.0)),
         "recency and result, declared as 10 achievements": share(mixed(result_weighted, 10.0)),
     }
 
