@@ -26,16 +26,19 @@ FEATURES = (
     "interest_dot",  # competence profile (achievements by recency and result, declared interests) . event competences
     "interest_cos",
     "interest_top",  # share of the event's weight in the participant's strongest competence
+    "declared_dot",  # declared interests alone (sign-up form, L1) . event competences (0: none declared)
     "history_events",  # events taken (log)
     "level_gap",  # event level - (highest qualifying level + 1)
     "level_gap_abs",
     "reached_level",
+    "level_taken_gap",  # event level - mean level of the events taken (nan: none taken)
     "event_level",
     "qualified_stage",  # the event is the next stage of one the participant qualified at
     "stage_event",  # the event has a previous stage at all
     "series_taken",  # editions of this series taken before (log)
     "format_share",  # share of the participant's events in this format
     "online",
+    "online_share",  # share of the participant's events that were online (0: none taken)
     "settlement",  # 0 city, 1 town, 2 rural, -1 unknown
     "offline_rural",  # offline event x rural participant
     "offline_town",
@@ -77,11 +80,14 @@ class RankingContext:
     as_of: pd.Timestamp
     series: SeriesMap
     profile: sp.csr_matrix  # participants x competences, L1 rows (see with_declared_interests)
+    declared: sp.csr_matrix  # participants x competences: declared interests, L1 rows (empty: none declared)
     history_events: np.ndarray
     reached_level: np.ndarray  # -1 when nothing reached
+    level_taken: np.ndarray  # mean level of the events taken (nan: none)
     qualified: sp.csr_matrix  # participants x events
     participant_series: sp.csr_matrix
     format_share: np.ndarray  # participants x formats
+    online_share: np.ndarray  # share of the events taken that were online
     settlement: np.ndarray
     grade: np.ndarray
     region_code: np.ndarray  # participant region position (-1 unknown)
@@ -358,9 +364,12 @@ class _ParticipantRows:
     """What the context holds per participant and reads of that participant's achievements only."""
 
     profile: sp.csr_matrix
+    declared: sp.csr_matrix
     history_events: np.ndarray
     reached_level: np.ndarray
+    level_taken: np.ndarray
     format_share: np.ndarray
+    online_share: np.ndarray
     participant_series: sp.csr_matrix
     participant_team: sp.csr_matrix
     mentor_competences: sp.csr_matrix
@@ -396,11 +405,15 @@ def _participant_rows(g: AchievementsGraph, now: pd.Timestamp, series: SeriesMap
     qualifying = a[Columns.Result].iloc[pick].isin(QUALIFYING_RESULTS).to_numpy()
     reached = np.full(n, -1, dtype=np.int64)
     np.maximum.at(reached, local[qualifying], level[a_e[qualifying]])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        level_taken = np.bincount(local, weights=level[a_e].astype(np.float64), minlength=n) / history
 
     formats = g.events["format"].map({f: i for i, f in enumerate(EVENT_FORMATS)}).fillna(0).to_numpy(np.int64)
     fmt_counts = np.zeros((n, len(EVENT_FORMATS)))
     np.add.at(fmt_counts, (local, formats[a_e]), 1.0)
     fmt_share = fmt_counts / np.maximum(history, 1.0)[:, None]
+    online_share = np.bincount(local, weights=g.event_arrays.online[a_e].astype(np.float64), minlength=n) / np.maximum(
+        history, 1.0)
 
     s_idx = series.of_event[a_e]
     ps = sp.csr_matrix((np.ones(len(s_idx), np.float32), (local, s_idx)), shape=(n, series.n_series))
@@ -411,7 +424,8 @@ def _participant_rows(g: AchievementsGraph, now: pd.Timestamp, series: SeriesMap
                          shape=(n, len(g.teams)))
     team.data[:] = 1.0
     return _ParticipantRows(
-        profile=profile, history_events=history, reached_level=reached, format_share=fmt_share,
+        profile=profile, declared=_canonical(_rows_normalized(declared)), history_events=history,
+        reached_level=reached, level_taken=level_taken, format_share=fmt_share, online_share=online_share,
         participant_series=ps, participant_team=team,
         mentor_competences=_latest_mentor_competences(g, positions, pick if isinstance(pick, np.ndarray) else None),
     )
@@ -521,9 +535,9 @@ def _assemble(g: AchievementsGraph, now: pd.Timestamp, side: EventSide, series: 
     region_active = np.bincount(region_code[active & (region_code >= 0)],
                                 minlength=max(len(shared["regions"]), 1)).astype(np.float64)
     return RankingContext(
-        as_of=now, series=series, profile=profile, history_events=rows.history_events,
-        reached_level=rows.reached_level, qualified=g.qualified(), participant_series=rows.participant_series,
-        format_share=rows.format_share, format_level_pop=format_level_pop,
+        as_of=now, series=series, profile=profile, declared=rows.declared, history_events=rows.history_events,
+        reached_level=rows.reached_level, level_taken=rows.level_taken, qualified=g.qualified(), participant_series=rows.participant_series,
+        format_share=rows.format_share, online_share=rows.online_share, format_level_pop=format_level_pop,
         participant_team=rows.participant_team, mentor_competences=rows.mentor_competences,
         event_competence=g.event_competence(), events=side, profile_l2=profile_l2,
         top_competence=top_competence, has_profile=has_profile, event_series=event_series,
@@ -632,9 +646,12 @@ def patch_context(ctx: RankingContext, graph: AchievementsGraph, participants: n
     participant_team = _with_rows(ctx.participant_team, positions, rows.participant_team, n_p)
     patched = _ParticipantRows(
         profile=_with_rows(ctx.profile, positions, rows.profile, n_p),
+        declared=_with_rows(ctx.declared, positions, rows.declared, n_p),
         history_events=_replaced(ctx.history_events, positions, rows.history_events, n_p),
         reached_level=_replaced(ctx.reached_level, positions, rows.reached_level, n_p),
+        level_taken=_replaced(ctx.level_taken, positions, rows.level_taken, n_p),
         format_share=_replaced(ctx.format_share, positions, rows.format_share, n_p),
+        online_share=_replaced(ctx.online_share, positions, rows.online_share, n_p),
         participant_series=participant_series, participant_team=participant_team,
         mentor_competences=_with_rows(ctx.mentor_competences, positions, rows.mentor_competences, n_p),
     )
@@ -776,6 +793,7 @@ def pair_features(
     ec_n, ec_n_t = side.competence_l2_for(e)
     set_("interest_cos", _cross(ctx.profile_l2.for_block(p), p, ec_n, ec_n_t, e))
     set_("interest_top", side.competence_l1[e][:, ctx.top_competence[p]].T * ctx.has_profile[p][:, None])
+    set_("declared_dot", _cross(ctx.declared, p, side.competence, side.competence_t, e))
     set_("history_events", _log1p(ctx.history_events[p])[:, None])
 
     level = side.level[e]
@@ -785,6 +803,7 @@ def pair_features(
     set_("level_gap", gap)
     set_("level_gap_abs", np.abs(gap))
     set_("reached_level", reached[:, None])
+    set_("level_taken_gap", level[None, :] - ctx.level_taken[p].astype(np.float32)[:, None])
     set_("event_level", level[None, :])
 
     parents = side.parent[e]
@@ -805,6 +824,7 @@ def pair_features(
     online = side.online[e]
     settlement = ctx.settlement[p].astype(np.float32)
     set_("online", online[None, :])
+    set_("online_share", ctx.online_share[p].astype(np.float32)[:, None])
     set_("settlement", settlement[:, None])
     set_("offline_rural", (1 - online)[None, :] * (settlement == 2)[:, None])
     set_("offline_town", (1 - online)[None, :] * (settlement == 1)[:, None])

@@ -23,7 +23,7 @@ FORMAT_WORDS = {
 # Which reason a ranking feature stands for; features without one (grade, ...) never speak.
 FEATURE_REASON = {
     "qualified_stage": "stage",
-    "interest_dot": "interest", "interest_cos": "interest", "interest_top": "interest",
+    "interest_dot": "interest", "interest_cos": "interest", "interest_top": "interest", "declared_dot": "interest",
     "level_gap": "level", "level_gap_abs": "level", "reached_level": "level", "event_level": "level",
     "series_taken": "series", "format_share": "format",
     "online": "reach", "offline_rural": "reach", "offline_town": "reach",

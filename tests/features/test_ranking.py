@@ -92,6 +92,9 @@ def reference_pair_features(
     has_profile = np.asarray(prof.sum(axis=1)).ravel() > 0
     top_share = _rows_normalized(ec, "l1")[:, top].toarray().T * has_profile[:, None]
     set_("interest_top", top_share)
+    declared = _rows_normalized(graph.participant_interests()[participants])
+    declared.sum_duplicates()
+    set_("declared_dot", (declared @ ec.T).toarray())
     set_("history_events", _log1p(ctx.history_events[participants])[:, None])
 
     level = ev["level_rank"].to_numpy(np.float32)
@@ -101,6 +104,11 @@ def reference_pair_features(
     set_("level_gap", gap)
     set_("level_gap_abs", np.abs(gap))
     set_("reached_level", reached[:, None])
+    a = graph.achievements
+    taken_level = graph.events["level_rank"].to_numpy(np.float64)[a["event_idx"].to_numpy()]
+    mean_taken = pd.Series(taken_level).groupby(a["participant_idx"].to_numpy()).mean()
+    mean_taken = mean_taken.reindex(participants).to_numpy(np.float64).astype(np.float32)
+    set_("level_taken_gap", level[None, :] - mean_taken[:, None])
     set_("event_level", level[None, :])
 
     if Columns.ParentEvent in ev.columns:
@@ -122,6 +130,9 @@ def reference_pair_features(
     online = online_flags(ev).astype(np.float32)
     settlement = ctx.settlement[participants].astype(np.float32)
     set_("online", online[None, :])
+    was_online = pd.Series(online_flags(graph.events).astype(np.float64)[a["event_idx"].to_numpy()])
+    online_share = was_online.groupby(a["participant_idx"].to_numpy()).mean().reindex(participants).fillna(0.0)
+    set_("online_share", online_share.to_numpy(np.float64).astype(np.float32)[:, None])
     set_("settlement", settlement[:, None])
     set_("offline_rural", (1 - online)[None, :] * (settlement == 2)[:, None])
     set_("offline_town", (1 - online)[None, :] * (settlement == 1)[:, None])

@@ -11,7 +11,14 @@ import pytest
 import scipy.sparse as sp
 
 from features.event_content import declared_profile, with_declared
-from features.ranking import DECLARED_WEIGHT, INTEREST_HALF_LIFE_DAYS, RESULT_WEIGHT, build_context
+from features.ranking import (
+    DECLARED_WEIGHT,
+    FEATURES,
+    INTEREST_HALF_LIFE_DAYS,
+    RESULT_WEIGHT,
+    build_context,
+    pair_features,
+)
 from recommender.columns import Columns
 from recommender.eligibility import EventFilters, eligibility_mask, open_events
 from recommender.graph import AchievementsGraph
@@ -105,6 +112,22 @@ def test_ranking_profile_is_the_declaration_for_the_cold_and_a_prior_for_the_act
     declared[ids.index("biology")] = DECLARED_WEIGHT
     # What one said weighs as much as DECLARED_WEIGHT achievements beside what one did.
     np.testing.assert_allclose(after, (before * weight + declared) / (weight + DECLARED_WEIGHT), rtol=1e-4, atol=1e-6)
+
+
+def test_declared_fit_reads_the_declaration_alone(past: AchievementsGraph) -> None:
+    hist = np.bincount(past.achievements["participant_idx"], minlength=past.n_participants)
+    cold, active, silent = (int(x) for x in (np.flatnonzero(hist == 0)[0], np.argmax(hist), np.flatnonzero(hist)[0]))
+    ids = list(past.competence_index)
+    graph = _declaring(past, {cold: "robotics:1;ai:3", active: "robotics:1;ai:3"})
+    ctx = build_context(graph, CUT)
+    events = np.arange(past.n_events)
+    feats = pair_features(graph, ctx, np.asarray([cold, active, silent]), events)[:, :, FEATURES.index("declared_dot")]
+    ec = past.event_competence().toarray()
+    expected = 0.25 * ec[:, ids.index("robotics")] + 0.75 * ec[:, ids.index("ai")]
+    # The same declaration gives the same fit whatever one has done; no declaration, no fit.
+    np.testing.assert_allclose(feats[0], expected, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(feats[1], feats[0])
+    assert expected.max() > 0 and not feats[2].any()
 
 
 def test_a_good_result_weighs_more_in_the_ranking_profile(past: AchievementsGraph) -> None:
