@@ -536,8 +536,9 @@ def _assemble(g: AchievementsGraph, now: pd.Timestamp, side: EventSide, series: 
                                 minlength=max(len(shared["regions"]), 1)).astype(np.float64)
     return RankingContext(
         as_of=now, series=series, profile=profile, declared=rows.declared, history_events=rows.history_events,
-        reached_level=rows.reached_level, level_taken=rows.level_taken, qualified=g.qualified(), participant_series=rows.participant_series,
-        format_share=rows.format_share, online_share=rows.online_share, format_level_pop=format_level_pop,
+        reached_level=rows.reached_level, level_taken=rows.level_taken, qualified=g.qualified(),
+        participant_series=rows.participant_series, format_share=rows.format_share, online_share=rows.online_share,
+        format_level_pop=format_level_pop,
         participant_team=rows.participant_team, mentor_competences=rows.mentor_competences,
         event_competence=g.event_competence(), events=side, profile_l2=profile_l2,
         top_competence=top_competence, has_profile=has_profile, event_series=event_series,

@@ -23,10 +23,10 @@ FORMAT_WORDS = {
 # Which reason a ranking feature stands for; features without one (grade, ...) never speak.
 FEATURE_REASON = {
     "qualified_stage": "stage",
-    "interest_dot": "interest", "interest_cos": "interest", "interest_top": "interest", "declared_dot": "interest",
+    "interest_dot": "interest", "interest_cos": "interest", "interest_top": "interest", "declared_dot": "declared",
     "level_gap": "level", "level_gap_abs": "level", "reached_level": "level", "event_level": "level",
-    "series_taken": "series", "format_share": "format",
-    "online": "reach", "offline_rural": "reach", "offline_town": "reach",
+    "level_taken_gap": "level", "series_taken": "series", "format_share": "format",
+    "online": "reach", "online_share": "reach", "offline_rural": "reach", "offline_town": "reach",
     "series_popularity": "popular", "series_popularity_region": "popular", "series_popularity_grade": "popular",
     "format_popularity": "popular", "edition_popularity": "popular", "series_region_share": "popular",
     "edition_relative": "popular", "series_level_share": "popular",
@@ -166,12 +166,11 @@ def _text(kind: str, facts: _Facts, event: int) -> str | None:
             topic = facts.topic(shared[0])
             return f"You have taken part in {topic} events; this one is about {topic} too"
         # The interest profile mixes in declared interests (alone when there is no history).
+        return _text("declared", facts, event) or (
+            f"A good start in {facts.topic(comps[0])}" if not facts.has_history and comps else None)
+    if kind == "declared":
         said = [c for c in comps if c in facts.declared]
-        if said:
-            return f"You said you are interested in {facts.topic(said[0])}; this event is about it"
-        if not facts.has_history and comps:
-            return f"A good start in {facts.topic(comps[0])}"
-        return None
+        return f"You said you are interested in {facts.topic(said[0])}; this event is about it" if said else None
     if kind == "level":
         level = int(ev.level_rank[event])
         if facts.best_level >= 0 and level == facts.best_level + 1:

@@ -42,3 +42,14 @@ def test_history_speaks_before_the_declaration() -> None:
     reasons = event_reasons(graph, p2, school, drivers=["interest_cos"])
     assert reasons[0] == "You have taken part in mathematics events; this one is about mathematics too"
     assert not any("You said" in r for r in reasons)
+
+
+def test_the_declared_fit_names_the_declaration_even_beside_a_history() -> None:
+    graph = _graph()
+    p2 = int(graph.participant_positions(["p2"])[0])  # took math olympiads, declared math
+    school = int(graph.event_index.get_loc("e_reg_final"))  # math:1
+    # When the declaration's own fit drove the score, the reason is what was said, not what was done.
+    reasons = event_reasons(graph, p2, school, drivers=["declared_dot"])
+    assert reasons[0] == "You said you are interested in mathematics; this event is about it"
+    online = int(graph.event_index.get_loc("e_online"))  # robotics: not declared, so the declaration is silent
+    assert not any("You said" in r for r in event_reasons(graph, p2, online, drivers=["declared_dot"]))
