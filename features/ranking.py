@@ -340,8 +340,10 @@ def with_declared_interests(history: sp.csr_matrix, declared: sp.csr_matrix, *, 
     and 0.653 with results weighted too (RESULT_WEIGHT): choices follow reach, level and friends as well as
     interests, a declaration only interests. The re-ranker's NDCG@10 (paired_reranker.py, 10k participants) rose
     by +0.0061 over training seeds 0-2 at that cut (-0.0013, +0.0093, +0.0102), by +0.0099 at 2024-11-01 and by
-    +0.0063 on the alternative world (100k seed 5, 2024-11-01). Mixed into the profile rather than given as a
-    feature of its own: on the 20k world a separate feature moved NDCG@10 by -0.03..+0.02 from cut to cut.
+    +0.0063 on the alternative world (100k seed 5, 2024-11-01). Mixed into the profile, and since then also given
+    alone as `declared_dot`: as the only carrier (the 20k world) it moved NDCG@10 by -0.03..+0.02 from cut to cut;
+    beside the mix it gave +0.0033 (se 0.0010) at the 100k world's spring cut and +0.0006 (0.0012) on the
+    alternative world.
     `any_declared` (whether anyone of the whole graph declared anything) keeps a block of rows on the path of the
     whole matrix. Each row is computed from that row alone, in sorted column order.
     """

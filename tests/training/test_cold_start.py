@@ -116,7 +116,8 @@ def test_ranking_profile_is_the_declaration_for_the_cold_and_a_prior_for_the_act
 
 def test_declared_fit_reads_the_declaration_alone(past: AchievementsGraph) -> None:
     hist = np.bincount(past.achievements["participant_idx"], minlength=past.n_participants)
-    cold, active, silent = (int(x) for x in (np.flatnonzero(hist == 0)[0], np.argmax(hist), np.flatnonzero(hist)[0]))
+    cold, active = int(np.flatnonzero(hist == 0)[0]), int(np.argmax(hist))
+    silent = int(next(p for p in np.flatnonzero(hist) if p != active))  # a history, and nothing declared
     ids = list(past.competence_index)
     graph = _declaring(past, {cold: "robotics:1;ai:3", active: "robotics:1;ai:3"})
     ctx = build_context(graph, CUT)
