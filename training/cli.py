@@ -58,6 +58,9 @@ def evaluate(
     json_output: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
     tune_als: Annotated[int, typer.Option(
         min=0, help="add implicit ALS tuned by this many Optuna trials on a validation cut one horizon earlier")] = 0,
+    tune_reranker: Annotated[int, typer.Option(
+        min=0, help="add the pipeline with its re-ranker tuned by this many trials on a validation cut a year earlier",
+    )] = 0,
 ) -> None:
     """Offline metrics of every model side by side with baselines and, given --truth, the oracle."""
     from training.config import TrainConfig
@@ -67,7 +70,8 @@ def evaluate(
     try:
         cfg = TrainConfig.from_yaml(config)
         table = run_evaluation(data, cut, cfg, horizon_days=horizon_days, k=k, truth=truth,
-                               max_participants=max_participants, tune_als_trials=tune_als)
+                               max_participants=max_participants, tune_als_trials=tune_als,
+                               tune_reranker_trials=tune_reranker)
     except (OSError, ValueError) as exc:
         fail(str(exc).splitlines()[0])
     if json_output:

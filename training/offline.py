@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from training.evaluation import TemporalSplit, sample_participants, side_by_side
 from training.job import build_models, ranker
 
 TUNED_ALS = "implicit_als_tuned"
+TUNED_RERANKER = "lightgbm_lambdarank_tuned"
 
 
 def candidate_models(config: TrainConfig) -> dict[str, EventRecommender]:
@@ -36,9 +38,10 @@ def candidate_models(config: TrainConfig) -> dict[str, EventRecommender]:
     }
 
 
-def evaluated_models(config: TrainConfig, split: TemporalSplit, k: int, tune_als_trials: int = 0
-                     ) -> dict[str, EventRecommender]:
-    """`candidate_models`, plus implicit ALS tuned on the split's train side if `tune_als_trials` > 0."""
+def evaluated_models(config: TrainConfig, split: TemporalSplit, k: int, tune_als_trials: int = 0,
+                     tune_reranker_trials: int = 0) -> dict[str, EventRecommender]:
+    """`candidate_models`, plus implicit ALS tuned on the split's train side if `tune_als_trials` > 0 and the
+    pipeline with its re-ranker tuned there if `tune_reranker_trials` > 0."""
     models = candidate_models(config)
     if tune_als_trials > 0:
         from training.als import AlsRecommender
@@ -47,16 +50,27 @@ def evaluated_models(config: TrainConfig, split: TemporalSplit, k: int, tune_als
         als = tuned_als_config(split.train, split.cut, horizon_days=split.horizon_days, k=k,
                                trials=tune_als_trials, seed=config.seed)
         models[TUNED_ALS] = AlsRecommender(als)
+    if tune_reranker_trials > 0:
+        from training.reranker import RerankerRecommender
+        from training.tuning import RERANKER_SPACE, tuned_reranker_config
+
+        pipeline = models[RerankerRecommender.name]
+        assert isinstance(pipeline, RerankerRecommender)
+        tuned = tuned_reranker_config(split.train, split.cut, pipeline.config, k=k, trials=tune_reranker_trials)
+        chosen = ", ".join(f"{name}={getattr(tuned, name)}" for name in RERANKER_SPACE)
+        print(f"{TUNED_RERANKER}: {chosen}", file=sys.stderr)  # stdout holds the table or JSON
+        models[TUNED_RERANKER] = RerankerRecommender(tuned)
     return models
 
 
 def run_evaluation(
     data: Path, cut: Any, config: TrainConfig, *, horizon_days: int, k: int, truth: Path | None = None,
-    max_participants: int | None = None, tune_als_trials: int = 0,
+    max_participants: int | None = None, tune_als_trials: int = 0, tune_reranker_trials: int = 0,
 ) -> pd.DataFrame:
     """Every model of `candidate_models` fitted on rows before `cut` and measured side by side on the steps after
     it (the world's true registrations given `truth`, with the oracle). `tune_als_trials` > 0 adds implicit ALS
-    tuned by that many Optuna trials on a validation split one horizon earlier (`tuned_als_config`)."""
+    tuned by that many Optuna trials on a validation split one horizon earlier (`tuned_als_config`),
+    `tune_reranker_trials` > 0 the pipeline with its re-ranker tuned a year earlier (`tuned_reranker_config`)."""
     graph = AchievementsGraph.from_aif(data)
     split = temporal_split(graph, to_timestamp(cut), horizon_days)
     if truth is not None:
@@ -65,7 +79,7 @@ def run_evaluation(
         raise ValueError(f"no participant took an event open at {split.cut.date()}: choose an earlier --as-of")
     participants = sample_participants(split, max_participants, config.seed)
     rankers: dict[str, Callable[[list[str]], pd.DataFrame]] = {}
-    for name, model in evaluated_models(config, split, k, tune_als_trials).items():
+    for name, model in evaluated_models(config, split, k, tune_als_trials, tune_reranker_trials).items():
         model.fit(split.train)
         rankers[name] = ranker(model, split, k)
     if truth is not None:

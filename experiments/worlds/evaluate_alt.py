@@ -43,7 +43,7 @@ def oracle_recommendations(truth: AltTruth, as_of: date, participant_ids: list[s
 
 
 def run(data: Path, truth_dir: Path, as_of: date, *, horizon_days: int, k: int, max_participants: int | None,
-        config: Path | None, tune_als: int = 0) -> pd.DataFrame:
+        config: Path | None, tune_als: int = 0, tune_reranker: int = 0) -> pd.DataFrame:
     from recommender.eligibility import open_events
     from recommender.graph import AchievementsGraph, to_timestamp
     from training.config import TrainConfig
@@ -61,7 +61,7 @@ def run(data: Path, truth_dir: Path, as_of: date, *, horizon_days: int, k: int, 
     split = replace(split, relevant=steps.drop_duplicates().reset_index(drop=True))
     participants = sample_participants(split, max_participants, cfg.seed)
     rankers: dict[str, Callable[[list[str]], pd.DataFrame]] = {}
-    for name, model in evaluated_models(cfg, split, k, tune_als).items():
+    for name, model in evaluated_models(cfg, split, k, tune_als, tune_reranker).items():
         model.fit(split.train)
         rankers[name] = ranker(model, split, k)
     rankers["oracle"] = lambda ids: oracle_recommendations(truth, split.cut.date(), ids, k, catalog)
@@ -79,9 +79,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--config", type=Path, default=None)
     parser.add_argument("--tune-als", type=int, default=0,
                         help="add implicit ALS tuned by this many Optuna trials on a cut one horizon earlier")
+    parser.add_argument("--tune-reranker", type=int, default=0,
+                        help="add the pipeline with its re-ranker tuned by this many trials on a cut a year earlier")
     args = parser.parse_args(argv)
     table = run(args.data, args.truth, args.as_of, horizon_days=args.horizon_days, k=args.k,
-                max_participants=args.max_participants, config=args.config, tune_als=args.tune_als)
+                max_participants=args.max_participants, config=args.config, tune_als=args.tune_als,
+                tune_reranker=args.tune_reranker)
     print(table.to_string(float_format=lambda v: f"{v:.4f}"))
 
 

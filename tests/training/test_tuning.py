@@ -5,6 +5,7 @@ from pathlib import Path
 
 import mlflow
 import optuna
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -43,3 +44,25 @@ def test_bad_space_fails_with_one_line(tmp_path: Path) -> None:
     config.write_text(yaml.safe_dump({"data": str(tmp_path), "space": {"factors": {"type": "int"}}}))
     result = CliRunner().invoke(cli, ["tune", "--config", str(config), "--trials", "1"])
     assert result.exit_code != 0
+
+
+def test_the_pipeline_tuned_a_year_before_the_cut_starts_from_its_own_settings(tmp_path: Path) -> None:
+    from recommender.graph import AchievementsGraph
+    from training.reranker import RerankerConfig
+    from training.tuning import RERANKER_SPACE, tuned_reranker_config
+
+    generate_world(SynthConfig(participants=1500, seed=3), tmp_path / "world")
+    graph = AchievementsGraph.from_aif(tmp_path / "world" / "aif")
+    cut = pd.Timestamp("2025-03-01")
+    base = RerankerConfig(cuts=2, seasonal_years=1, n_estimators=20, groups_per_cut=400, seed=4)
+    past = graph.as_of(cut)
+    # One trial is the base itself: nothing else was tried.
+    assert tuned_reranker_config(past, cut, base, k=10, trials=1, eval_participants=300) == base
+    tuned = tuned_reranker_config(past, cut, base, k=10, trials=3, eval_participants=300)
+    for name, space in RERANKER_SPACE.items():
+        assert getattr(tuned, name) in space["choices"]
+    unchanged = set(RerankerConfig.model_fields) - set(RERANKER_SPACE)
+    assert {name: getattr(tuned, name) for name in unchanged} == {name: getattr(base, name) for name in unchanged}
+    # A year before the first achievements there is nothing to validate on.
+    with pytest.raises(ValueError, match="validation window"):
+        tuned_reranker_config(graph.as_of("2022-06-01"), pd.Timestamp("2022-06-01"), base, k=10, trials=1)
