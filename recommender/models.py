@@ -122,7 +122,7 @@ class EventRecommender(ABC):
         frames = []
         for start in range(0, len(p_known), BLOCK):
             columns, scores = self._block_top(g, now, p_known[start : start + BLOCK], events, k)
-            frames.append(_top_k_frame(columns, scores, ids_known[start : start + BLOCK], g.event_index, events))
+            frames.append(_top_k_frame(columns, scores, ids_known[start : start + BLOCK], g.event_ids, events))
         out = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
         return out if len(out) else empty_recommendations()
 
@@ -209,9 +209,9 @@ def _top_columns(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return order, np.take_along_axis(scores, order, axis=1)
 
 
-def _top_k_frame(columns: np.ndarray, scores: np.ndarray, participant_ids: np.ndarray, event_index: pd.Index,
+def _top_k_frame(columns: np.ndarray, scores: np.ndarray, participant_ids: np.ndarray, event_ids: np.ndarray,
                  events: np.ndarray) -> pd.DataFrame:
-    """Rows of the top k: `columns` index `events`, positions in `event_index` (only the chosen ones are looked up:
+    """Rows of the top k: `columns` index `events`, positions in `event_ids` (only the chosen ones are looked up:
     a request maps its ten events, not the whole open catalog)."""
     n_p, kk = columns.shape
     valid = np.isfinite(scores)
@@ -220,7 +220,7 @@ def _top_k_frame(columns: np.ndarray, scores: np.ndarray, participant_ids: np.nd
     return pd.DataFrame(
         {
             Columns.Participant: pd.array(participant_ids[rows[valid]], dtype="string"),
-            Columns.Event: pd.array(event_index[events[columns[valid]]].to_numpy(), dtype="string"),
+            Columns.Event: pd.array(event_ids[events[columns[valid]]], dtype="string"),
             Columns.Score: scores[valid].astype(np.float64),
             Columns.Rank: ranks[valid].astype(np.int64),
         }
