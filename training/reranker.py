@@ -39,6 +39,9 @@ class RerankerConfig(BaseModel):
     # Two, not four: the monthly cuts lie 5-8 months before the serving date, in another season (July-October
     # for a March one). On the 100k world (seed 11, with the registration-window features) two gave NDCG@10
     # 0.3945 instead of 0.3903 at the 2025-03-01 cut and 0.4507 instead of 0.4475 at 2024-11-01, on fewer rows.
+    # Yet none is worse: for a November date the two fall in June and May, with 42 and 87 open events against
+    # 423 at the serving date (22 and 40 against 514 on the alternative world), and leaving out the cuts with
+    # under half the serving date's catalog gave -0.0050 (se 0.0012) at 2024-11-01 and -0.0026 (0.0012) there.
     cuts: int = Field(2, ge=1, le=48, description="training cuts, one a month back from the latest")
     # Seasons repeat: olympiads open in autumn, camps in summer. Cuts only from the months just before
     # the labels' lag (March-June for a November serving date) teach the wrong season.
@@ -62,7 +65,8 @@ class RerankerConfig(BaseModel):
     # 2024-11-01) 0.3173 -> 0.3234. The training seed alone moves the spring figure by about 0.003 (s.d.): over
     # seeds 0-2, 15000 gives 0.4094, and 5000 gives 0.4029 over seeds 0-1. Differences under about 0.005 are
     # within that noise. With 15000, in spring (seed 0): 30000 gave 0.4115, 63 leaves 0.4068, 15 leaves with 200
-    # samples a leaf 0.4082, 4 monthly cuts 0.4041, rural groups weighted twice in training 0.4093, a label lag of
+    # samples a leaf 0.4082, 4 monthly cuts 0.4041, rural groups weighted twice in training 0.4093 (again with the
+    # 40 features: -0.0024 (se 0.0010), rural +0.0012; three times: -0.0007, rural -0.0019), a label lag of
     # 120 days 0.4083 (and -0.0054 with seed 1; but +0.0163 and +0.0081 on the alternative world). At 1,000,000
     # participants the pipeline fits in 450 s with 15000 (202 s with 5000), peak RSS 9.8 GiB (bench_next_steps.py).
     groups_per_cut: int = Field(15000, ge=10, description="participants (query groups) sampled per cut")
