@@ -249,8 +249,8 @@ class AchievementsGraph:
 
     @cached_property
     def event_ids(self) -> np.ndarray:
-        """Event ids by position as a plain object array: a request maps its ten events without pandas (0.4 ms
-        less than taking them from `event_index` at 60,000 events)."""
+        """Event ids by position as a plain object array: a request maps its ten events without pandas (taking
+        them from `event_index`, a pyarrow take, cost about 0.4 ms more a request at 60,000 events)."""
         return np.asarray(self.event_index, dtype=object)
 
     @cached_property

@@ -39,7 +39,7 @@ class RerankerConfig(BaseModel):
     # Two, not four: the monthly cuts lie 5-8 months before the serving date, in another season (July-October
     # for a March one). On the 100k world (seed 11, with the registration-window features) two gave NDCG@10
     # 0.3945 instead of 0.3903 at the 2025-03-01 cut and 0.4507 instead of 0.4475 at 2024-11-01, on fewer rows.
-    # Yet none is worse: for a November date the two fall in June and May, with 42 and 87 open events against
+    # Nor fewer help: for a November date the two fall in June and May, with 42 and 87 open events against
     # 423 at the serving date (22 and 40 against 514 on the alternative world), and leaving out the cuts with
     # under half the serving date's catalog gave -0.0050 (se 0.0012) at 2024-11-01 and -0.0026 (0.0012) there.
     cuts: int = Field(2, ge=1, le=48, description="training cuts, one a month back from the latest")

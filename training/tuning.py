@@ -30,7 +30,8 @@ ALS_SPACE: dict[str, dict[str, Any]] = {
 }
 # Where `trajectory evaluate --tune-reranker` searches the pipeline's re-ranker: the settings on which the
 # product's world and the alternative one disagreed (see RerankerConfig: truncation level 10 gave +0.0126 on
-# the alternative world and -0.0050 on the product's; a label lag of 120 days +0.0163 there, -0.0042 here).
+# the alternative world and -0.0050 on the product's; a label lag of 120 days +0.0163 there,
+# -0.0042 on the product's).
 RERANKER_SPACE: dict[str, dict[str, Any]] = {
     "truncation_level": {"type": "categorical", "choices": [10, 20, 30]},
     "label_lag_days": {"type": "categorical", "choices": [60, 90, 120]},
@@ -160,8 +161,7 @@ def tuned_reranker_config(
     """
     from training.reranker import RerankerRecommender
 
-    horizon = base.horizon_days
-    validation = temporal_split(train, cut - pd.DateOffset(years=1), horizon)
+    validation = temporal_split(train, cut - pd.DateOffset(years=1), base.horizon_days)
     if validation.relevant.empty:
         raise ValueError(f"no step in the validation window a year before {cut.date()}: too little history to tune")
 
