@@ -176,12 +176,23 @@ def tuned_reranker_config(
 
 def _best_params(score: Callable[[dict[str, Any]], float], raw_space: dict[str, dict[str, Any]], trials: int,
                  seed: int, start: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The parameters of the best of `trials` trials of a seeded in-memory TPE study (`start` tried first)."""
+    """The parameters of the best of `trials` trials of a seeded in-memory TPE study (`start` tried first).
+
+    TPE may draw a point of a small categorical space again: a repeated point is scored once (on the
+    alternative world a six-trial re-ranker study drew one point twice, a refit of minutes for nothing)."""
     space = {name: ParamSpace.model_validate(raw) for name, raw in raw_space.items()}
+    scored: dict[tuple[tuple[str, Any], ...], float] = {}
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {name: _suggest(trial, name, s) for name, s in space.items()}
+        key = tuple(sorted(params.items()))
+        if key not in scored:
+            scored[key] = score(params)
+        return scored[key]
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
     if start is not None:
         study.enqueue_trial(start)
-    study.optimize(lambda trial: score({name: _suggest(trial, name, s) for name, s in space.items()}),
-                   n_trials=trials, show_progress_bar=False)
+    study.optimize(objective, n_trials=trials, show_progress_bar=False)
     return dict(study.best_params)

@@ -66,3 +66,17 @@ def test_the_pipeline_tuned_a_year_before_the_cut_starts_from_its_own_settings(t
     # A year before the first achievements there is nothing to validate on.
     with pytest.raises(ValueError, match="validation window"):
         tuned_reranker_config(graph.as_of("2022-06-01"), pd.Timestamp("2022-06-01"), base, k=10, trials=1)
+
+
+def test_a_point_drawn_again_is_scored_once() -> None:
+    from training.tuning import _best_params
+
+    calls: list[dict] = []
+
+    def score(params: dict) -> float:
+        calls.append(params)
+        return float(params["a"])
+
+    space = {"a": {"type": "categorical", "choices": [1, 2]}}
+    assert _best_params(score, space, trials=6, seed=0, start={"a": 1}) == {"a": 2}
+    assert calls[0] == {"a": 1} and sorted(p["a"] for p in calls) == [1, 2]
