@@ -35,10 +35,14 @@ def test_a_cold_participant_hears_what_they_declared() -> None:
     assert event_reasons(graph, p4, online, drivers=["interest_cos"])[0] == "A good start in robotics"
 
 
+def _math_olympian(graph: AchievementsGraph) -> tuple[int, int]:
+    """p2, who took math olympiads and declared math, and a math event."""
+    return int(graph.participant_positions(["p2"])[0]), int(graph.event_index.get_loc("e_reg_final"))
+
+
 def test_history_speaks_before_the_declaration() -> None:
     graph = _graph()
-    p2 = int(graph.participant_positions(["p2"])[0])  # took math olympiads, declared math
-    school = int(graph.event_index.get_loc("e_reg_final"))  # math:1
+    p2, school = _math_olympian(graph)
     reasons = event_reasons(graph, p2, school, drivers=["interest_cos"])
     assert reasons[0] == "You have taken part in mathematics events; this one is about mathematics too"
     assert not any("You said" in r for r in reasons)
@@ -46,8 +50,7 @@ def test_history_speaks_before_the_declaration() -> None:
 
 def test_the_declared_fit_names_the_declaration_even_beside_a_history() -> None:
     graph = _graph()
-    p2 = int(graph.participant_positions(["p2"])[0])  # took math olympiads, declared math
-    school = int(graph.event_index.get_loc("e_reg_final"))  # math:1
+    p2, school = _math_olympian(graph)
     # When the declaration's own fit drove the score, the reason is what was said, not what was done.
     reasons = event_reasons(graph, p2, school, drivers=["declared_dot"])
     assert reasons[0] == "You said you are interested in mathematics; this event is about it"
