@@ -11,6 +11,9 @@ import scipy.sparse as sp
 
 from recommender.graph import AchievementsGraph, day_number
 
+# Open catalogs kept per events table: a few days times the filters front ends use.
+OPEN_CACHE_SIZE = 64
+
 
 @dataclass(frozen=True)
 class EventFilters:
@@ -27,13 +30,18 @@ def open_events(
     """Positions of the events announced, not yet started and open for registration at `as_of`.
 
     Registration is open from `registration_opens` (unknown: from the announcement) until
-    `registration_deadline` (unknown: until the start).
+    `registration_deadline` (unknown: until the start). The answer is kept per day and filters with the
+    events' arrays (a new events table starts afresh) and is read-only.
     """
     f = filters or EventFilters()
     now = day_number(as_of)
     ev = graph.event_arrays
+    key = (now, f.horizon_days, None if f.formats is None else tuple(f.formats), f.online_only)
+    cached = ev.open_cache.get(key)
+    if cached is not None:
+        return cached
     with np.errstate(invalid="ignore"):
-        mask = (ev.start > now) & graph.announced()
+        mask = (ev.start > now) & ev.announced
         mask &= np.isnan(ev.deadline) | (ev.deadline >= now)
         mask &= np.isnan(ev.opens) | (ev.opens <= now)
         if f.horizon_days is not None:
@@ -42,7 +50,12 @@ def open_events(
         mask &= np.isin(ev.format, list(f.formats))
     if f.online_only:
         mask &= ev.online
-    return np.flatnonzero(mask)
+    positions = np.flatnonzero(mask)
+    positions.flags.writeable = False  # shared by every caller of the day
+    if len(ev.open_cache) >= OPEN_CACHE_SIZE:
+        ev.open_cache.clear()
+    ev.open_cache[key] = positions
+    return positions
 
 
 def eligibility_mask(

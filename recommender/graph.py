@@ -90,6 +90,9 @@ class EventArrays:
     region_index: pd.Index
     parent: np.ndarray  # position of the previous stage, -1 none, -2 named but missing
     format: np.ndarray  # str
+    announced: np.ndarray  # bool: known in this graph (see `AchievementsGraph.as_of`)
+    # The open catalog per (day, filters), filled by `eligibility.open_events`: every request of a day asks for it.
+    open_cache: dict[tuple[object, ...], np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_graph(cls, graph: AchievementsGraph) -> EventArrays:
@@ -122,6 +125,7 @@ class EventArrays:
             max_grade=optional_float("max_grade"), capacity=optional_float("capacity"), online=online,
             region=np.where(online, -1, np.asarray(codes)), region_index=region_index, parent=parent,
             format=ev["format"].astype(str).to_numpy() if "format" in ev.columns else np.full(n, "", dtype=object),
+            announced=graph.announced(),
         )
 
 

@@ -26,6 +26,21 @@ def test_filters_narrow_the_catalog() -> None:
     assert set(g.event_index[open_events(g, AS_OF, EventFilters(horizon_days=20))]) == {"e_reg_final"}
 
 
+def test_the_open_catalog_is_kept_per_day_and_filters_and_not_across_pasts() -> None:
+    g = _graph()
+    first = open_events(g, AS_OF)
+    assert open_events(g, pd.Timestamp(AS_OF)) is first  # every request of the day shares one answer
+    assert not first.flags.writeable
+    online = open_events(g, AS_OF, EventFilters(online_only=True))
+    assert set(g.event_index[online]) == {"e_reg_final", "e_online", "e_full"}  # not the unfiltered answer
+    later = open_events(g, "2025-01-21")
+    assert "e_reg_final" not in set(g.event_index[later]) and "e_reg_final" in set(g.event_index[first])
+    # A past of the graph announces fewer events: its catalog is its own, not the one kept for the graph.
+    early = AchievementsGraph.from_tables(tiny_tables()).as_of("2024-01-01", announce_days=30)
+    assert set(early.event_index[open_events(early, AS_OF)]) <= set(g.event_index[first])
+    assert len(open_events(early, AS_OF)) < len(first)
+
+
 def test_rules_grade_reach_capacity_taken_and_stage() -> None:
     g = _graph()
     events = open_events(g, AS_OF)
