@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from features.series import series_map
 from recommender.columns import Columns
-from recommender.graph import AchievementsGraph, academic_year, academic_years
+from recommender.graph import FEW_IDS, AchievementsGraph, academic_year, academic_years
 from recommender.models import EventRecommender
 
 GRADE_BUCKETS = 20  # grades 1..19 and 0 for unknown
@@ -82,10 +82,7 @@ class PopularityRecommender(EventRecommender):
         seen = s >= 0
         s_safe = np.where(seen, s, 0)
         # Only the scored participants' rows are read: a request must not touch every participant (1M).
-        if Columns.Region in graph.participants.columns:
-            regions = graph.participants[Columns.Region].iloc[participants].astype("string").fillna("?").to_numpy()
-        else:
-            regions = np.full(len(participants), "?", dtype=object)
+        regions = _regions_of(graph, participants)
         r = self.regions_.get_indexer(regions)
         r = np.where(r >= 0, r, self.regions_.get_loc("?"))
         g = _grade_codes(graph.grades_at(as_of, np.asarray(participants)))
@@ -112,3 +109,14 @@ class PopularityRecommender(EventRecommender):
         state = super().__getstate__()
         state.pop("_events_cache", None)
         return state
+
+
+def _regions_of(graph: AchievementsGraph, participants: np.ndarray) -> np.ndarray:
+    """Region codes of the participants at these positions ("?" unknown). A request reads its few values one by
+    one: a take on the Arrow-backed column copies all of its chunks first (0.8-4 ms at 1,000,000 participants)."""
+    if Columns.Region not in graph.participants.columns:
+        return np.full(len(participants), "?", dtype=object)
+    column = graph.participants[Columns.Region]
+    values = column.array[np.asarray(participants)] if len(participants) > FEW_IDS else \
+        [column.array[int(p)] for p in participants]
+    return pd.Series(values, dtype="string").fillna("?").to_numpy(dtype=object)

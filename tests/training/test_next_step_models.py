@@ -91,3 +91,15 @@ def test_scores_are_finite(model: EventRecommender, graph: AchievementsGraph) ->
     model.fit(graph.as_of(AS_OF))
     recs = model.recommend(["p1", "p2", "p3", "p4"], 5, as_of=AS_OF)
     assert np.isfinite(recs["score"]).all()
+
+
+def test_popularity_reads_regions_alike_for_a_request_and_a_batch(graph: AchievementsGraph) -> None:
+    # A request reads its participants' regions one by one, a batch takes them at once; an unknown region is "?".
+    from training.popularity import _regions_of
+
+    everyone = np.arange(graph.n_participants)
+    one_by_one = [str(_regions_of(graph, np.asarray([p]))[0]) for p in everyone]
+    batch = _regions_of(graph, np.tile(everyone, 5))  # more than a request's few
+    assert list(batch) == one_by_one * 5
+    assert one_by_one[graph.participant_positions(["p4"])[0]] == "?"
+    assert one_by_one[graph.participant_positions(["p1"])[0]] == "77"
