@@ -99,7 +99,7 @@ def eligibility_mask(
 
     pe = graph.participant_event()
     if len(p) == 1:  # a request: the participant's own row, no sparse slicing (1 ms at 1,000,000 participants)
-        mask &= ~np.isin(e, _row_columns(pe, int(p[0])))[None, :]
+        mask &= ~_marked(pe.shape[1], _row_columns(pe, int(p[0])))[e][None, :]
     else:
         mask &= pe[p][:, e].toarray() == 0
 
@@ -109,11 +109,18 @@ def eligibility_mask(
         staged = np.flatnonzero(parents >= 0)
         if len(staged):
             if len(p) == 1:
-                q = np.isin(parents[staged], _row_columns(graph.qualified(), int(p[0])))[None, :]
+                q = _marked(graph.n_events, _row_columns(graph.qualified(), int(p[0])))[parents[staged]][None, :]
             else:
                 q = graph.qualified()[p][:, parents[staged]].toarray() > 0
             mask[:, staged] &= q
     return mask
+
+
+def _marked(n: int, positions: np.ndarray) -> np.ndarray:
+    """A boolean array of length n, true at `positions` (a lookup table: cheaper than `np.isin` on a request)."""
+    out = np.zeros(n, dtype=bool)
+    out[positions] = True
+    return out
 
 
 def _row_columns(m: sp.csr_matrix, row: int) -> np.ndarray:
