@@ -215,7 +215,10 @@ def _strings(values: np.ndarray) -> pd.api.extensions.ExtensionArray:
     (a request's frame takes half the time)."""
     dtype = pd.StringDtype()
     if dtype.storage == "pyarrow":
-        return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string()))
+        try:
+            return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string()))
+        except (pa.ArrowTypeError, pa.ArrowInvalid):  # ids that are not str (a caller's ints): pandas converts them
+            pass
     return pd.array(values, dtype=dtype)
 
 

@@ -103,3 +103,12 @@ def test_popularity_reads_regions_alike_for_a_request_and_a_batch(graph: Achieve
     assert list(batch) == one_by_one * 5
     assert one_by_one[graph.participant_positions(["p4"])[0]] == "?"
     assert one_by_one[graph.participant_positions(["p1"])[0]] == "77"
+
+
+def test_the_id_columns_are_the_strings_pandas_would_make() -> None:
+    from recommender.models import _strings
+
+    for values in (["p1", "p2"], ["p1", 7], []):
+        built = _strings(np.asarray(values, dtype=object))
+        expected = pd.array(np.asarray(values, dtype=object), dtype="string")
+        pd.testing.assert_extension_array_equal(built, expected)
