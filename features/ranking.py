@@ -20,6 +20,11 @@ DECLARED_WEIGHT = 3.0
 # Skills grow most where interests lie, so a good result says more of one's interests than taking part:
 # an achievement weighs exp(RESULT_WEIGHT * (result_rank - 2)) (2: completed, 5: winner, -1: dropped).
 RESULT_WEIGHT = 0.3
+# Measured, not kept: spreading the profile over co-occurring competences (profile + b * profile @ C, C the
+# competences' co-occurrence over participants) left the true interest the ten best-ranked open events carry at
+# 0.653-0.655 for b = 0.2-1.0 (interest_diagnostics.py's measure, 100k world seed 11, 2025-03-01). Nor did a
+# format affinity (one's format shares through the formats' co-occurrence) as a feature move the alternative world
+# (NDCG@10 0.3338 -> 0.3347, training seed 0, paired_reranker.py at 2024-11-01), whose tastes are formats.
 SETTLEMENT_CODES = {"city": 0, "town": 1, "rural": 2}
 
 FEATURES = (
