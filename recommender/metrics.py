@@ -51,3 +51,27 @@ def summary(recommendations: pd.DataFrame, relevant: pd.DataFrame, k: int = 10,
         shown = recommendations.loc[recommendations[Columns.Rank] <= k, Columns.Event].nunique()
         result["coverage"] = float(shown) / float(catalog_size)
     return result
+
+
+def ratio_of_means(numerator: np.ndarray, denominator: np.ndarray, *, resamples: int = 1000, seed: int = 0,
+                   level: float = 0.95) -> tuple[float, float, float]:
+    """mean(numerator) / mean(denominator) for two independent groups of per-participant values (rural and urban
+    NDCG), with a percentile bootstrap interval: each group resampled with replacement, `resamples` times, with a
+    fixed seed so that the same values give the same interval. NaN when a group is empty or its mean is 0."""
+    a = np.asarray(numerator, dtype=np.float64)
+    b = np.asarray(denominator, dtype=np.float64)
+    if not len(a) or not len(b) or b.mean() == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+
+    def resampled_means(values: np.ndarray) -> np.ndarray:
+        step = max(1, 2_000_000 // len(values))  # index blocks of at most 2M draws (16 MB)
+        return np.concatenate([values[rng.integers(0, len(values), size=(min(step, resamples - i), len(values)))]
+                               .mean(axis=1) for i in range(0, resamples, step)])
+
+    means_a, means_b = resampled_means(a), resampled_means(b)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratios = means_a / means_b
+    tail = (1.0 - level) / 2.0 * 100.0
+    low, high = np.nanpercentile(ratios, [tail, 100.0 - tail])
+    return float(a.mean() / b.mean()), float(low), float(high)

@@ -12,7 +12,7 @@ import pandas as pd
 from recommender.columns import Columns
 from recommender.eligibility import EventFilters, open_events
 from recommender.graph import AchievementsGraph, to_timestamp
-from recommender.metrics import per_participant, summary
+from recommender.metrics import per_participant, ratio_of_means, summary
 from recommender.models import EventRecommender
 
 
@@ -97,8 +97,9 @@ def side_by_side(
     k: int,
     participants: pd.Series,
 ) -> pd.DataFrame:
-    """One row per ranker: metrics on the same participants and split, plus NDCG by region type and for the
-    cold-start slice (no history before the cut; `_cold_declared`: of those, the ones who declared interests)."""
+    """One row per ranker: metrics on the same participants and split, plus NDCG by region type (with the rural to
+    urban ratio and its 95% bootstrap interval, `_low` and `_high`) and for the cold-start slice (no history
+    before the cut; `_cold_declared`: of those, the ones who declared interests)."""
     relevant = split.relevant[split.relevant[Columns.Participant].isin(participants)]
     kinds = region_types(split.train)
     cold = cold_participants(split.train)
@@ -110,9 +111,15 @@ def side_by_side(
         seconds = time.perf_counter() - started
         row: dict[str, float | str] = {"model": name, **summary(recs, relevant, k, catalog_size=split.catalog_size)}
         per = per_participant(recs, relevant, k)
-        for kind in ("urban", "rural"):
-            members = per.index.intersection(kinds.index[kinds == kind])
-            row[f"ndcg@{k}_{kind}"] = float(per.loc[members, "ndcg"].mean()) if len(members) else float("nan")
+        by_kind = {kind: per.loc[per.index.intersection(kinds.index[kinds == kind]), "ndcg"].to_numpy()
+                   for kind in ("urban", "rural")}
+        for kind, values in by_kind.items():
+            row[f"ndcg@{k}_{kind}"] = float(values.mean()) if len(values) else float("nan")
+        # The fairness target is a ratio of two means over few rural participants: its 95% bootstrap interval
+        # says whether a distance from a threshold is more than the sample's noise.
+        ratio, low, high = ratio_of_means(by_kind["rural"], by_kind["urban"])
+        row[f"ndcg@{k}_rural_vs_urban"], row[f"ndcg@{k}_rural_vs_urban_low"] = ratio, low
+        row[f"ndcg@{k}_rural_vs_urban_high"] = high
         for label, ids in slices.items():
             members = per.index.intersection(ids)
             row[f"ndcg@{k}_{label}"] = float(per.loc[members, "ndcg"].mean()) if len(members) else float("nan")

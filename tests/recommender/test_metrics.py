@@ -1,9 +1,10 @@
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from recommender.metrics import per_participant, summary
+from recommender.metrics import per_participant, ratio_of_means, summary
 
 
 def _recs(rows: list[tuple[str, str, int]]) -> pd.DataFrame:
@@ -35,3 +36,16 @@ def test_cut_at_k() -> None:
     recs = _recs([("a", "x", 1), ("a", "y", 2)])
     relevant = pd.DataFrame({"participant_id": ["a"], "event_id": ["y"]})
     assert summary(recs, relevant, k=1)["hit_rate@1"] == 0.0
+
+
+def test_the_ratio_of_two_groups_means_comes_with_a_reproducible_interval_that_narrows_with_data() -> None:
+    rng = np.random.default_rng(3)
+    rural, urban = rng.random(200) * 0.8, rng.random(2000)
+    ratio, low, high = ratio_of_means(rural, urban)
+    assert ratio == pytest.approx(rural.mean() / urban.mean())
+    assert low < ratio < high
+    assert (ratio, low, high) == ratio_of_means(rural, urban)  # seeded
+    _, low_more, high_more = ratio_of_means(np.tile(rural, 16), np.tile(urban, 16))
+    assert high_more - low_more < (high - low) / 2  # 16 times the participants: about a quarter of the width
+    assert all(math.isnan(v) for v in ratio_of_means(rural[:0], urban))
+    assert all(math.isnan(v) for v in ratio_of_means(rural, np.zeros(5)))

@@ -43,6 +43,9 @@ def test_evaluate_puts_every_model_beside_the_oracle_and_a_tuned_als(world: Path
     assert table.loc["oracle", "ndcg@10"] > table.loc["random", "ndcg@10"]
     assert {"ndcg@10_urban", "ndcg@10_rural", "coverage"} <= set(table.columns)
     assert table["coverage"].between(0, 1).all()
+    fair = table.loc["oracle"]
+    assert fair["ndcg@10_rural_vs_urban"] == pytest.approx(fair["ndcg@10_rural"] / fair["ndcg@10_urban"])
+    assert fair["ndcg@10_rural_vs_urban_low"] <= fair["ndcg@10_rural_vs_urban"] <= fair["ndcg@10_rural_vs_urban_high"]
 
 
 def test_als_is_tuned_on_a_window_before_the_cut_and_reproducibly(world: Path,
