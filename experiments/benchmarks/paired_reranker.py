@@ -6,9 +6,9 @@ Usage: python experiments/benchmarks/paired_reranker.py --data W/aif --truth W/t
 Fits `RerankerRecommender` with `RerankerConfig` defaults plus `--set` on the rows before the cut, ranks the same
 sampled participants every run (sample seed 0), and scores them against the world's true registrations in the
 horizon (`--truth`: the product generator's truth, or an `experiments/worlds` one with `--alt-world`). Saves the
-per-participant NDCG under `--out` as NAME.pkl and prints JSON: NDCG@10, urban and rural, their ratio, fit seconds
-and training rows; with a saved `--base` run, the paired difference and its standard error (over participants only:
-refit with another `"seed"` to see the training noise, about 0.003 on the 100k world).
+per-participant NDCG under `--out` as NAME.pkl and prints JSON: NDCG@10, urban and rural, their ratio (with its 95%
+bootstrap interval), fit seconds and training rows; with a saved `--base` run, the paired difference and its standard
+error (over participants only: refit with another `"seed"` to see the training noise, about 0.003 on the 100k world).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pandas as pd
 
 from recommender.eligibility import open_events
 from recommender.graph import AchievementsGraph, to_timestamp
-from recommender.metrics import per_participant
+from recommender.metrics import per_participant, ratio_of_means
 from training.evaluation import TemporalSplit, region_types, sample_participants, temporal_split
 from training.offline import with_true_registrations
 from training.reranker import RerankerConfig, RerankerRecommender
@@ -78,6 +78,7 @@ def main() -> None:
         "ndcg@10": round(float(ndcg.mean()), 4), "urban": round(float(ndcg[urban].mean()), 4),
         "rural": round(float(ndcg[rural].mean()), 4),
         "rural_vs_urban": round(float(ndcg[rural].mean() / ndcg[urban].mean()), 3),
+        "rural_vs_urban_95": [round(v, 3) for v in ratio_of_means(ndcg[rural].to_numpy(), ndcg[urban].to_numpy())[1:]],
         "fit_seconds": round(fit_seconds, 1), "training_rows": int(model.training_rows_),
     }
     base_file = args.out / f"{args.base}.pkl"
