@@ -113,7 +113,7 @@ class PopularityRecommender(EventRecommender):
 
 def _regions_of(graph: AchievementsGraph, participants: np.ndarray) -> np.ndarray:
     """Region codes of the participants at these positions ("?" unknown). A request reads its few values one by
-    one: a take on the Arrow-backed column copies all of its chunks first (0.8-4 ms at 1,000,000 participants)."""
+    one: a take on the chunked Arrow-backed column cost 0.8-4 ms at 1,000,000 participants (one chunk: 0.14 ms)."""
     if Columns.Region not in graph.participants.columns:
         return np.full(len(participants), "?", dtype=object)
     column = graph.participants[Columns.Region]
