@@ -8,13 +8,13 @@ import pytest
 
 from recommender.eligibility import eligibility_mask, open_events
 from recommender.graph import AchievementsGraph
-from recommender.models import EventRecommender
+from recommender.models import EventRecommender, _strings
 from tests.tiny import tiny_tables
 from training.als import AlsConfig, AlsRecommender
 from training.bpr import BprConfig, BprRecommender
 from training.content import ContentRecommender
 from training.item_knn import ItemKnnConfig, ItemKnnRecommender
-from training.popularity import PopularityRecommender
+from training.popularity import PopularityRecommender, _regions_of
 from training.sequential import SequentialConfig, SequentialRecommender
 
 AS_OF = "2025-01-10"
@@ -95,8 +95,6 @@ def test_scores_are_finite(model: EventRecommender, graph: AchievementsGraph) ->
 
 def test_popularity_reads_regions_alike_for_a_request_and_a_batch(graph: AchievementsGraph) -> None:
     # A request reads its participants' regions one by one, a batch takes them at once; an unknown region is "?".
-    from training.popularity import _regions_of
-
     everyone = np.arange(graph.n_participants)
     one_by_one = [str(_regions_of(graph, np.asarray([p]))[0]) for p in everyone]
     batch = _regions_of(graph, np.tile(everyone, 5))  # more than a request's few
@@ -106,8 +104,6 @@ def test_popularity_reads_regions_alike_for_a_request_and_a_batch(graph: Achieve
 
 
 def test_the_id_columns_are_the_strings_pandas_would_make() -> None:
-    from recommender.models import _strings
-
     for values in (["p1", "p2"], ["p1", 7], []):
         built = _strings(np.asarray(values, dtype=object))
         expected = pd.array(np.asarray(values, dtype=object), dtype="string")
