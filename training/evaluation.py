@@ -117,9 +117,9 @@ def side_by_side(
             row[f"ndcg@{k}_{kind}"] = float(values.mean()) if len(values) else float("nan")
         # The fairness target is a ratio of two means over few rural participants: its 95% bootstrap interval
         # says whether a distance from a threshold is more than the sample's noise.
-        ratio, low, high = ratio_of_means(by_kind["rural"], by_kind["urban"])
-        row[f"ndcg@{k}_rural_vs_urban"], row[f"ndcg@{k}_rural_vs_urban_low"] = ratio, low
-        row[f"ndcg@{k}_rural_vs_urban_high"] = high
+        fairness = ratio_of_means(by_kind["rural"], by_kind["urban"])
+        for suffix, value in zip(("", "_low", "_high"), fairness, strict=True):
+            row[f"ndcg@{k}_rural_vs_urban{suffix}"] = value
         for label, ids in slices.items():
             members = per.index.intersection(ids)
             row[f"ndcg@{k}_{label}"] = float(per.loc[members, "ndcg"].mean()) if len(members) else float("nan")

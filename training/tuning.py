@@ -14,11 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recommender.graph import AchievementsGraph
 from training import tracking
-from training.als import AlsConfig
+from training.als import AlsConfig, AlsRecommender
 from training.config import ModelsConfig, TrainConfig
 from training.evaluation import default_cut, evaluate, temporal_split
 from training.job import build_models
-from training.reranker import RerankerConfig
+from training.reranker import RerankerConfig, RerankerRecommender
 
 DEFAULT_STORAGE = "sqlite:///data/optuna.db"
 # Where `trajectory evaluate --tune-als` searches implicit ALS (experiments/configs/tune_als.yaml's space).
@@ -136,8 +136,6 @@ def tuned_als_config(
     after it) is dated before `cut`: an evaluation at `cut` compares the pipeline with an ALS tuned on
     rows it may see, never on its own test window.
     """
-    from training.als import AlsRecommender
-
     validation = temporal_split(train, cut - pd.Timedelta(days=horizon_days), horizon_days)
     if validation.relevant.empty:
         raise ValueError(f"no step in the validation window before {cut.date()}: too little history to tune ALS")
@@ -159,8 +157,6 @@ def tuned_reranker_config(
     choose among them changes with the season), and its window ends long before `cut`, so nothing of the
     test window is seen. `base` itself is the first trial: the result is never worse than it on validation.
     """
-    from training.reranker import RerankerRecommender
-
     validation = temporal_split(train, cut - pd.DateOffset(years=1), base.horizon_days)
     if validation.relevant.empty:
         raise ValueError(f"no step in the validation window a year before {cut.date()}: too little history to tune")

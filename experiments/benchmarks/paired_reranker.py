@@ -73,12 +73,12 @@ def main() -> None:
     kinds = region_types(split.train)
     rural = ndcg.index.isin(kinds.index[kinds == "rural"])
     urban = ndcg.index.isin(kinds.index[kinds == "urban"])
+    ratio, low, high = ratio_of_means(ndcg[rural].to_numpy(), ndcg[urban].to_numpy())
     line: dict[str, object] = {
         "name": args.name, "set": json.loads(args.set), "as_of": args.as_of, "participants": len(ndcg),
         "ndcg@10": round(float(ndcg.mean()), 4), "urban": round(float(ndcg[urban].mean()), 4),
         "rural": round(float(ndcg[rural].mean()), 4),
-        "rural_vs_urban": round(float(ndcg[rural].mean() / ndcg[urban].mean()), 3),
-        "rural_vs_urban_95": [round(v, 3) for v in ratio_of_means(ndcg[rural].to_numpy(), ndcg[urban].to_numpy())[1:]],
+        "rural_vs_urban": round(ratio, 3), "rural_vs_urban_95": [round(low, 3), round(high, 3)],
         "fit_seconds": round(fit_seconds, 1), "training_rows": int(model.training_rows_),
     }
     base_file = args.out / f"{args.base}.pkl"
