@@ -29,7 +29,11 @@ from alt_oracle import AltTruth, choice_probabilities, load_alt_truth, true_next
 def oracle_recommendations(truth: AltTruth, as_of: date, participant_ids: list[str], k: int,
                            catalog: set[str]) -> pd.DataFrame:
     """Top k of each participant's open events by true probability, within the evaluation catalog."""
-    probs = choice_probabilities(Path(), as_of, participant_ids, truth=truth)
+    return top_k(choice_probabilities(Path(), as_of, participant_ids, truth=truth), catalog, k)
+
+
+def top_k(probs: pd.DataFrame, catalog: set[str], k: int) -> pd.DataFrame:
+    """Each participant's k most probable events of `catalog` (probs: participant_id, event_id, probability)."""
     frame = pd.DataFrame({"participant_id": probs["participant_id"].astype(str).to_numpy(),
                           "event_id": probs["event_id"].astype(str).to_numpy(),
                           "score": probs["probability"].to_numpy()})
