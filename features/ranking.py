@@ -25,6 +25,10 @@ RESULT_WEIGHT = 0.3
 # 0.653-0.655 for b = 0.2-1.0 (interest_diagnostics.py's measure, 100k world seed 11, 2025-03-01). Nor did a
 # format affinity (one's format shares through the formats' co-occurrence) as a feature move the alternative world
 # (NDCG@10 0.3338 -> 0.3347, training seed 0, paired_reranker.py at 2024-11-01), whose tastes are formats.
+# Nor a sharpened profile (entries cubed, rows L1 again) . event competences as one more feature, though it ranks
+# by true interest a little better (0.695 -> 0.705 there, 0.653 -> 0.659 here): NDCG@10 -0.0008 (se 0.0010) here,
+# +0.0000 (se 0.0011) there. Nor a series' count and share of participants it was the first event of (-0.0118,
+# se 0.0017, there). Where the rest lies there: experiments/worlds/ceiling_alt.py.
 SETTLEMENT_CODES = {"city": 0, "town": 1, "rural": 2}
 
 FEATURES = (
