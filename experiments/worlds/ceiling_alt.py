@@ -8,7 +8,9 @@ On the paired runner's participants (10,000, sample seed 0) of one temporal spli
 - the oracle without the registrations made before the cut for events not yet started: AIF carries results,
   so no reader sees them, and the oracle uses them to strike events already chosen;
 - for those with no history before the cut (a third of them), the oracle knowing only what they show: averaged
-  over latents drawn from everyone who declared the same interests (`--newcomer-draws`);
+  over latents drawn from everyone who declared the same interests (`--newcomer-draws`); with `--short-draws`,
+  for those with a few events (`--short-lengths`, 1-2), the same draws weighted by how likely the world's own
+  choice model made the events they chose (the Bayes posterior given their history);
 - the re-ranker with its defaults and with latent truths of the world added as features (read from its truth,
   so never a product): `fit` the true interest . event competence weights, `prestige` the series' latent
   prestige, `taste` the four taste mixture weights; `all` is the three.
@@ -24,7 +26,7 @@ import json
 import sys
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import alt_oracle
+from alt_calendar import EPOCH
+from alt_choice import probability_blocks
 from alt_oracle import AltTruth, BatchState, choice_probabilities, load_alt_truth
 from evaluate_alt import oracle_recommendations, top_k
 from paired_reranker import split_with_truth
@@ -134,6 +138,80 @@ def oracle_for_newcomers(split: TemporalSplit, people: pd.Series, truth: AltTrut
             "ndcg@10": scored(split, cold, top_k(mean, catalog, 10))["ndcg@10"]}
 
 
+def _donors(said: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """For each of `rows`, a random participant who declared the same interests."""
+    out = np.empty(len(rows), dtype=np.int64)
+    for key in np.unique(said[rows]):
+        mine = np.flatnonzero(said[rows] == key)
+        out[mine] = rng.choice(np.flatnonzero(said == key), len(mine))
+    return out
+
+
+def _with_latents_of(truth: AltTruth, rows: np.ndarray, donors: np.ndarray) -> AltTruth:
+    ch = truth.chooser
+    taste, interest = ch.taste.copy(), ch.interest.copy()
+    taste[rows], interest[rows] = ch.taste[donors], ch.interest[donors]
+    return replace(truth, chooser=replace(ch, taste=taste, interest=interest))
+
+
+def oracle_for_short_histories(split: TemporalSplit, people: pd.Series, truth: AltTruth, declared: pd.Series,
+                               draws: int, lengths: tuple[int, int], seed: int = 0) -> dict[str, float]:
+    """The same for those with `lengths` (first, last) events before the cut, now also knowing the world's own
+    choice model: latents drawn as for newcomers, each draw weighted by the probability the model gave the events
+    they chose (on the days they registered, for the events AIF shows), the posterior given all they show (by
+    importance sampling)."""
+    history = history_lengths(split, people)
+    short = people[(history >= lengths[0]) & (history <= lengths[1])]
+    ids = truth.participant_ids.astype(str)
+    rows = pd.Index(ids).get_indexer(short.astype(str))
+    said = declared.reindex(ids).fillna("").to_numpy(dtype=object)
+    cat = truth.chooser.catalog
+    cut = alt_oracle._day(split.cut.date())
+    regs = truth.registrations
+    mine = regs[np.isin(regs["participant_idx"].to_numpy(), rows) & (regs["day"].to_numpy() < cut)]
+    mine = mine[cat.end[mine["event_idx"].to_numpy()] < cut]  # AIF dates a result at the event's end
+    local = pd.Index(rows).get_indexer(mine["participant_idx"].to_numpy())
+    days = mine["day"].to_numpy()
+    states = {int(d): alt_oracle.batch_state(truth, EPOCH + timedelta(days=int(d)), np.unique(rows[local[days == d]]))
+              for d in np.unique(days)}
+    rng = np.random.default_rng(seed)
+    donors = np.stack([_donors(said, rows, rng) for _ in range(draws)])  # [draws, short]
+    loglik = np.zeros((draws, len(rows)))
+    picks: dict[tuple[int, int], list[int]] = {}
+    for q, d, e in zip(local.tolist(), days.tolist(), mine["event_idx"].to_numpy().tolist(), strict=True):
+        picks.setdefault((d, q), []).append(e)
+    for j in range(draws):
+        drawn = _with_latents_of(truth, rows, donors[j])
+        for d, state in states.items():
+            for block in probability_blocks(drawn.chooser, state):
+                col = pd.Index(block.events)
+                for i, q in enumerate(pd.Index(rows).get_indexer(block.participants).tolist()):
+                    where = col.get_indexer(picks[(d, q)])
+                    prob = np.where(where >= 0, block.probability[i, np.maximum(where, 0)], 0.0)
+                    loglik[j, q] += float(np.log(np.maximum(prob, 1e-12)).sum())
+    weight = np.exp(loglik - loglik.max(axis=0, keepdims=True))
+    weight /= weight.sum(axis=0, keepdims=True)
+    catalog = set(split.train.event_index[open_events(split.train, split.cut, split.filters)])
+    state_of = alt_oracle.batch_state
+    alt_oracle.batch_state = without_unseen_registrations(state_of)
+    total: pd.Series | None = None
+    try:
+        for j in range(draws):
+            probs = choice_probabilities(Path(), split.cut.date(), short.tolist(),
+                                         truth=_with_latents_of(truth, rows, donors[j]))
+            w = pd.Series(weight[j], index=ids[rows]).reindex(probs["participant_id"].astype(str)).to_numpy()
+            p = pd.Series(probs["probability"].to_numpy() * w,
+                          index=pd.MultiIndex.from_arrays([probs["participant_id"], probs["event_id"]]))
+            total = p if total is None else total.add(p, fill_value=0.0)
+    finally:
+        alt_oracle.batch_state = state_of
+    if total is None:
+        return {}
+    effective = 1.0 / (weight**2).sum(axis=0)
+    return {"participants": len(short), "draws": draws, "median_effective_draws": round(float(np.median(effective)), 1),
+            "ndcg@10": scored(split, short, top_k(total.rename("probability").reset_index(), catalog, 10))["ndcg@10"]}
+
+
 def latent_tables(split: TemporalSplit, truth: AltTruth) -> dict[str, np.ndarray]:
     """Latent truths in the graph's participant and event order (zeros for ids the truth lacks)."""
     g, ch = split.train, truth.chooser
@@ -184,6 +262,9 @@ def main() -> None:
     parser.add_argument("--no-oracle", action="store_true")
     parser.add_argument("--newcomer-draws", type=int, default=16,
                         help="latent draws of the oracle for those with no history (0: skip it)")
+    parser.add_argument("--short-draws", type=int, default=0,
+                        help="latent draws of the oracle for those with a short history (importance-weighted; 0: skip)")
+    parser.add_argument("--short-lengths", default="1-2", help="history lengths of --short-draws, first-last")
     args = parser.parse_args()
     split = split_with_truth(args.data, args.truth, args.as_of, 90, True)
     people = sample_participants(split, 10000, 0)
@@ -191,10 +272,15 @@ def main() -> None:
     report: dict[str, object] = {"as_of": args.as_of, "participants": len(people)}
     if not args.no_oracle:
         report.update(oracle_scores(split, people, truth))
+        said = pd.read_csv(args.data / "participants.csv", dtype=str, keep_default_na=False)
+        declared = said.set_index("participant_id")["interests"]
         if args.newcomer_draws:
-            declared = pd.read_csv(args.data / "participants.csv", dtype=str, keep_default_na=False)
             report["oracle for newcomers, from what they show"] = oracle_for_newcomers(
-                split, people, truth, declared.set_index("participant_id")["interests"], args.newcomer_draws)
+                split, people, truth, declared, args.newcomer_draws)
+        if args.short_draws:
+            first, last = (int(v) for v in args.short_lengths.split("-"))
+            report[f"oracle for {args.short_lengths} events, from what they show"] = oracle_for_short_histories(
+                split, people, truth, declared, args.short_draws, (first, last))
     latent = latent_tables(split, truth)
     for leak in filter(None, args.leaks.split(",")):
         report[f"reranker, leaked: {leak}"] = leaked_reranker(split, people, latent, LEAKS[leak])
