@@ -80,7 +80,7 @@ def test_oracle_ranks_true_next_steps_far_above_chance(world: Path) -> None:
 
 
 def test_made_without_the_product_generator() -> None:
-    """The generator (alt_*.py) uses no product code at all; only evaluate_alt.py and ceiling_alt.py drive the product."""
+    """The generator (alt_*.py) uses no product code; only evaluate_alt.py and ceiling_alt.py drive the product."""
     for path in WORLDS.glob("alt_*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.ImportFrom):
