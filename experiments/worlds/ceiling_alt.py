@@ -113,29 +113,10 @@ def oracle_for_newcomers(split: TemporalSplit, people: pd.Series, truth: AltTrut
     rows = pd.Index(ids).get_indexer(cold.astype(str))
     said = declared.reindex(ids).fillna("").to_numpy(dtype=object)
     rng = np.random.default_rng(seed)
-    ch = truth.chooser
-    catalog = set(split.train.event_index[open_events(split.train, split.cut, split.filters)])
-    state_of = alt_oracle.batch_state
-    alt_oracle.batch_state = without_unseen_registrations(state_of)
-    total: pd.Series | None = None
-    try:
-        for _ in range(draws):
-            taste, interest = ch.taste.copy(), ch.interest.copy()
-            for key in np.unique(said[rows]):
-                mine = rows[said[rows] == key]
-                donors = rng.choice(np.flatnonzero(said == key), len(mine))
-                taste[mine], interest[mine] = ch.taste[donors], ch.interest[donors]
-            drawn = replace(truth, chooser=replace(ch, taste=taste, interest=interest))
-            probs = choice_probabilities(Path(), split.cut.date(), cold.tolist(), truth=drawn)
-            p = probs.set_index(["participant_id", "event_id"])["probability"]
-            total = p if total is None else total.add(p, fill_value=0.0)
-    finally:
-        alt_oracle.batch_state = state_of
-    if total is None:
-        return {}
-    mean = (total / draws).rename("probability").reset_index()
+    donors = np.stack([_donors(said, rows, rng) for _ in range(draws)])  # [draws, cold]
+    weight = np.full(donors.shape, 1.0 / draws)
     return {"participants": len(cold), "draws": draws,
-            "ndcg@10": scored(split, cold, top_k(mean, catalog, 10))["ndcg@10"]}
+            "ndcg@10": _posterior_oracle(split, cold, truth, rows, donors, weight)}
 
 
 def _donors(said: np.ndarray, rows: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -191,13 +172,23 @@ def oracle_for_short_histories(split: TemporalSplit, people: pd.Series, truth: A
                     loglik[j, q] += float(np.log(np.maximum(prob, 1e-12)).sum())
     weight = np.exp(loglik - loglik.max(axis=0, keepdims=True))
     weight /= weight.sum(axis=0, keepdims=True)
+    effective = 1.0 / (weight**2).sum(axis=0)
+    return {"participants": len(short), "draws": draws, "median_effective_draws": round(float(np.median(effective)), 1),
+            "ndcg@10": _posterior_oracle(split, short, truth, rows, donors, weight)}
+
+
+def _posterior_oracle(split: TemporalSplit, people: pd.Series, truth: AltTruth, rows: np.ndarray,
+                      donors: np.ndarray, weight: np.ndarray) -> float:
+    """NDCG@10 of ranking `people` (at truth `rows`) by their choice probabilities on the cut date averaged over
+    latent draws (donors [draws, people]) with weights [draws, people], without the registrations no reader sees."""
+    ids = truth.participant_ids.astype(str)
     catalog = set(split.train.event_index[open_events(split.train, split.cut, split.filters)])
     state_of = alt_oracle.batch_state
     alt_oracle.batch_state = without_unseen_registrations(state_of)
     total: pd.Series | None = None
     try:
-        for j in range(draws):
-            probs = choice_probabilities(Path(), split.cut.date(), short.tolist(),
+        for j in range(len(donors)):
+            probs = choice_probabilities(Path(), split.cut.date(), people.tolist(),
                                          truth=_with_latents_of(truth, rows, donors[j]))
             w = pd.Series(weight[j], index=ids[rows]).reindex(probs["participant_id"].astype(str)).to_numpy()
             p = pd.Series(probs["probability"].to_numpy() * w,
@@ -206,10 +197,8 @@ def oracle_for_short_histories(split: TemporalSplit, people: pd.Series, truth: A
     finally:
         alt_oracle.batch_state = state_of
     if total is None:
-        return {}
-    effective = 1.0 / (weight**2).sum(axis=0)
-    return {"participants": len(short), "draws": draws, "median_effective_draws": round(float(np.median(effective)), 1),
-            "ndcg@10": scored(split, short, top_k(total.rename("probability").reset_index(), catalog, 10))["ndcg@10"]}
+        return float("nan")
+    return scored(split, people, top_k(total.rename("probability").reset_index(), catalog, 10))["ndcg@10"]
 
 
 def latent_tables(split: TemporalSplit, truth: AltTruth) -> dict[str, np.ndarray]:
