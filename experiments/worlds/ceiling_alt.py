@@ -24,7 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -70,27 +71,30 @@ def scored(split: TemporalSplit, people: pd.Series, recs: pd.DataFrame) -> dict[
     return out
 
 
-def without_unseen_registrations(state_of: Callable[..., BatchState]) -> Callable[..., BatchState]:
-    """batch_state keeping only registrations for events started before the day (those AIF may show)."""
+@contextmanager
+def unseen_registrations_hidden() -> Iterator[None]:
+    """Within it, the oracle's batch_state keeps only registrations for events started before the day (those AIF
+    may show): registrations for open events are struck."""
+    state_of = alt_oracle.batch_state
 
     def state(t: AltTruth, as_of: date, participants: np.ndarray) -> BatchState:
         s = state_of(t, as_of, participants)
         seen = t.chooser.catalog.start[s.taken_events] < s.day
         return replace(s, taken_rows=s.taken_rows[seen], taken_events=s.taken_events[seen])
 
-    return state
+    alt_oracle.batch_state = state
+    try:
+        yield
+    finally:
+        alt_oracle.batch_state = state_of
 
 
 def oracle_scores(split: TemporalSplit, people: pd.Series, truth: AltTruth) -> dict[str, dict[str, float]]:
     catalog = set(split.train.event_index[open_events(split.train, split.cut, split.filters)])
     ids = people.tolist()
     out = {"oracle": scored(split, people, oracle_recommendations(truth, split.cut.date(), ids, 10, catalog))}
-    state_of = alt_oracle.batch_state
-    alt_oracle.batch_state = without_unseen_registrations(state_of)
-    try:
+    with unseen_registrations_hidden():
         recs = oracle_recommendations(truth, split.cut.date(), ids, 10, catalog)
-    finally:
-        alt_oracle.batch_state = state_of
     out["oracle without unseen registrations"] = scored(split, people, recs)
     return out
 
@@ -183,10 +187,8 @@ def _posterior_oracle(split: TemporalSplit, people: pd.Series, truth: AltTruth, 
     latent draws (donors [draws, people]) with weights [draws, people], without the registrations no reader sees."""
     ids = truth.participant_ids.astype(str)
     catalog = set(split.train.event_index[open_events(split.train, split.cut, split.filters)])
-    state_of = alt_oracle.batch_state
-    alt_oracle.batch_state = without_unseen_registrations(state_of)
     total: pd.Series | None = None
-    try:
+    with unseen_registrations_hidden():
         for j in range(len(donors)):
             probs = choice_probabilities(Path(), split.cut.date(), people.tolist(),
                                          truth=_with_latents_of(truth, rows, donors[j]))
@@ -194,8 +196,6 @@ def _posterior_oracle(split: TemporalSplit, people: pd.Series, truth: AltTruth, 
             p = pd.Series(probs["probability"].to_numpy() * w,
                           index=pd.MultiIndex.from_arrays([probs["participant_id"], probs["event_id"]]))
             total = p if total is None else total.add(p, fill_value=0.0)
-    finally:
-        alt_oracle.batch_state = state_of
     if total is None:
         return float("nan")
     return scored(split, people, top_k(total.rename("probability").reset_index(), catalog, 10))["ndcg@10"]
