@@ -1,6 +1,6 @@
 """Where the re-ranker's distance to the oracle comes from, on a product-generator world (reads its truth).
 
-Usage: python experiments/benchmarks/interest_diagnostics.py --world W --as-of 2025-03-01 [--ceiling]
+Usage: python experiments/benchmarks/interest_diagnostics.py --world W --as-of 2025-03-01 [--ceiling] [--pipeline P.pkl]
 
 Prints JSON with three parts, all on the split's open events:
 - `interest_estimates`: for 3,000 sampled participants with a history, how much of the true interest (the world's
@@ -11,6 +11,8 @@ Prints JSON with three parts, all on the split's open events:
   reader can know: schoolmates' and teammates' registrations before the cut, and one's own.
 - with `--ceiling`: the re-ranker's NDCG@10 on those participants with the true interest . event weights as one
   more feature (a fit of several minutes): how far a perfect interest estimate would take it.
+- with `--pipeline P.pkl` (a paired_reranker.py run's per-participant NDCG@10, e.g. `--max-participants 100000`
+  for all): that NDCG beside the oracle's, on the same participants, by settlement and events taken before the cut.
 """
 
 from __future__ import annotations
@@ -135,6 +137,31 @@ def oracle_without(world: Path, split: TemporalSplit, people: pd.Series) -> dict
     return out
 
 
+HISTORY_BUCKETS = ((0, 0, "none"), (1, 2, "1-2"), (3, 5, "3-5"), (6, None, "6+"))
+
+
+def by_settlement_and_history(world: Path, split: TemporalSplit, pipeline: pd.Series) -> dict[str, dict[str, float]]:
+    """The pipeline's and the oracle's NDCG@10 on the pipeline's participants, by region type and history length."""
+    people = pd.Series(pipeline.index.astype(str))
+    relevant = split.relevant[split.relevant["participant_id"].isin(people)]
+    catalog = set(split.train.event_index[open_events(split.train, split.cut, split.filters)])
+    recs = oracle_recommendations(world, split.cut, people.tolist(), 10, catalog)
+    oracle = per_participant(recs, relevant, 10)["ndcg"].reindex(people.to_numpy()).fillna(0.0).to_numpy()
+    g = split.train
+    history = pd.Series(np.bincount(g.achievements["participant_idx"].to_numpy(), minlength=g.n_participants),
+                        index=g.participant_index.astype(str)).reindex(people.to_numpy()).fillna(0).to_numpy()
+    kinds = region_types(g).reindex(people.to_numpy()).to_numpy()
+    out = {}
+    for kind in ("urban", "rural"):
+        for low, high, label in HISTORY_BUCKETS:
+            rows = (kinds == kind) & (history >= low) & (history <= (np.inf if high is None else high))
+            if rows.any():
+                mine, best = float(pipeline.to_numpy()[rows].mean()), float(oracle[rows].mean())
+                out[f"{kind}, {label}"] = {"participants": int(rows.sum()), "pipeline": round(mine, 4),
+                                           "oracle": round(best, 4), "of_the_oracle": round(mine / best, 3)}
+    return out
+
+
 def ceiling(split: TemporalSplit, people: pd.Series, interest: np.ndarray, weights: np.ndarray) -> dict[str, float]:
     """The re-ranker with the true interest . event weights as one more feature (module attributes patched)."""
     features, pair_features = reranker.FEATURES, reranker.pair_features
@@ -162,6 +189,7 @@ def main() -> None:
     parser.add_argument("--world", type=Path, required=True, help="a `trajectory synth` output (aif/ and truth/)")
     parser.add_argument("--as-of", required=True)
     parser.add_argument("--ceiling", action="store_true", help="also fit the re-ranker with the true interest")
+    parser.add_argument("--pipeline", type=Path, help="a paired_reranker.py run's NDCG@10 per participant (.pkl)")
     args = parser.parse_args()
     split = split_with_truth(args.world / "aif", args.world / "truth", args.as_of, 90, False)
     people = sample_participants(split, 10000, 0)
@@ -173,6 +201,9 @@ def main() -> None:
     }
     if args.ceiling:
         report["reranker_with_true_interest"] = ceiling(split, people, interest, weights)
+    if args.pipeline is not None:
+        pipeline = pd.read_pickle(args.pipeline)
+        report["by_settlement_and_history"] = by_settlement_and_history(args.world / "truth", split, pipeline)
     print(json.dumps(report, indent=2))
 
 
