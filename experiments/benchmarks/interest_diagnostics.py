@@ -2,7 +2,7 @@
 
 Usage: python experiments/benchmarks/interest_diagnostics.py --world W --as-of 2025-03-01 [--ceiling] [--pipeline P.pkl]
 
-Prints JSON with three parts, all on the split's open events:
+Prints JSON with these parts, all on the split's open events:
 - `interest_estimates`: for 3,000 sampled participants with a history, how much of the true interest (the world's
   interest . event competence weights) the ten events ranked first by an interest estimate carry, as a share of
   the best ten's; by history length and settlement. The shipped profile (features.ranking) beside plain counts,
