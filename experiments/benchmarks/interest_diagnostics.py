@@ -140,13 +140,18 @@ def oracle_without(world: Path, split: TemporalSplit, people: pd.Series) -> dict
 HISTORY_BUCKETS = ((0, 0, "none"), (1, 2, "1-2"), (3, 5, "3-5"), (6, None, "6+"))
 
 
-def by_settlement_and_history(world: Path, split: TemporalSplit, pipeline: pd.Series) -> dict[str, dict[str, float]]:
-    """The pipeline's and the oracle's NDCG@10 on the pipeline's participants, by region type and history length."""
-    people = pd.Series(pipeline.index.astype(str))
+def oracle_ndcg(world: Path, split: TemporalSplit, people: pd.Series) -> np.ndarray:
+    """The oracle's NDCG@10 per participant of `people` (ids, in their order) on the split (`world`: its truth)."""
     relevant = split.relevant[split.relevant["participant_id"].isin(people)]
     catalog = set(split.train.event_index[open_events(split.train, split.cut, split.filters)])
     recs = oracle_recommendations(world, split.cut, people.tolist(), 10, catalog)
-    oracle = per_participant(recs, relevant, 10)["ndcg"].reindex(people.to_numpy()).fillna(0.0).to_numpy()
+    return np.asarray(per_participant(recs, relevant, 10)["ndcg"].reindex(people.to_numpy()).fillna(0.0).to_numpy())
+
+
+def by_settlement_and_history(world: Path, split: TemporalSplit, pipeline: pd.Series) -> dict[str, dict[str, float]]:
+    """The pipeline's and the oracle's NDCG@10 on the pipeline's participants, by region type and history length."""
+    people = pd.Series(pipeline.index.astype(str))
+    oracle = oracle_ndcg(world, split, people)
     g = split.train
     history = pd.Series(np.bincount(g.achievements["participant_idx"].to_numpy(), minlength=g.n_participants),
                         index=g.participant_index.astype(str)).reindex(people.to_numpy()).fillna(0).to_numpy()
