@@ -111,8 +111,6 @@ def estimate_shares(split: TemporalSplit, interest: np.ndarray, weights: np.ndar
 
 
 def oracle_without(world: Path, split: TemporalSplit, people: pd.Series) -> dict[str, float]:
-    relevant = split.relevant[split.relevant["participant_id"].isin(people)]
-    catalog = set(split.train.event_index[open_events(split.train, split.cut, split.filters)])
     state_of = synth_oracle.choice_state
     out = {}
     for name, social, own in (("oracle", False, False), ("without others' registrations", True, False),
@@ -129,11 +127,9 @@ def oracle_without(world: Path, split: TemporalSplit, people: pd.Series) -> dict
 
         synth_oracle.choice_state = stripped
         try:
-            recs = oracle_recommendations(world, split.cut, people.tolist(), 10, catalog)
+            out[name] = round(float(oracle_ndcg(world, split, people).mean()), 4)
         finally:
             synth_oracle.choice_state = state_of
-        ndcg = per_participant(recs, relevant, 10)["ndcg"].reindex(people.to_numpy()).fillna(0.0)
-        out[name] = round(float(ndcg.mean()), 4)
     return out
 
 
