@@ -80,10 +80,23 @@ def region_types(graph: AchievementsGraph) -> pd.Series:
     return pd.Series(kind.to_numpy(), index=p[Columns.Participant].astype(str).to_numpy()).dropna()
 
 
+# Slices of an evaluation by the events in one's history before the cut: (label, fewest, most).
+HISTORY_BUCKETS = (("none", 0, 0), ("1-2", 1, 2), ("3-5", 3, 5), ("6+", 6, 10**9))
+
+
+def history_lengths(graph: AchievementsGraph, participant_ids: pd.Series | None = None) -> np.ndarray:
+    """Achievements in the graph (before its cut) per participant: in the graph's order, or of these ids (0 for
+    an id the graph does not hold)."""
+    taken = np.bincount(graph.achievements["participant_idx"].to_numpy(), minlength=graph.n_participants)
+    if participant_ids is None:
+        return taken
+    by_id = pd.Series(taken, index=graph.participant_index.astype(str))
+    return by_id.reindex(participant_ids.astype(str).to_numpy()).fillna(0).to_numpy(np.int64)
+
+
 def cold_participants(graph: AchievementsGraph) -> pd.Index:
     """Ids of participants with no achievement in the graph (before its cut): the cold-start slice."""
-    history = np.bincount(graph.achievements["participant_idx"].to_numpy(), minlength=graph.n_participants)
-    return graph.participant_index[history == 0]
+    return graph.participant_index[history_lengths(graph) == 0]
 
 
 def declared_participants(graph: AchievementsGraph) -> pd.Index:

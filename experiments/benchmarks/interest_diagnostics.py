@@ -33,7 +33,7 @@ import training.reranker as reranker
 from recommender.eligibility import eligibility_mask, open_events
 from recommender.metrics import per_participant
 from recommender.synth.truth import load_truth
-from training.evaluation import TemporalSplit, region_types, sample_participants
+from training.evaluation import HISTORY_BUCKETS, TemporalSplit, history_lengths, region_types, sample_participants
 from training.oracle import oracle_recommendations
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,7 +58,7 @@ def true_interest(world: Path, split: TemporalSplit) -> tuple[np.ndarray, np.nda
 def estimate_shares(split: TemporalSplit, interest: np.ndarray, weights: np.ndarray) -> dict[str, dict[str, float]]:
     g, cut = split.train, split.cut
     a = g.achievements
-    history = np.bincount(a["participant_idx"].to_numpy(), minlength=g.n_participants)
+    history = history_lengths(g)
     people = np.sort(np.random.default_rng(0).choice(np.flatnonzero(history > 0), 3000, replace=False))
     catalog = open_events(g, cut, split.filters)
     allowed = eligibility_mask(g, cut, people, catalog)
@@ -133,9 +133,6 @@ def oracle_without(world: Path, split: TemporalSplit, people: pd.Series) -> dict
     return out
 
 
-HISTORY_BUCKETS = ((0, 0, "none"), (1, 2, "1-2"), (3, 5, "3-5"), (6, None, "6+"))
-
-
 def oracle_ndcg(world: Path, split: TemporalSplit, people: pd.Series) -> np.ndarray:
     """The oracle's NDCG@10 per participant of `people` (ids, in their order) on the split (`world`: its truth)."""
     relevant = split.relevant[split.relevant["participant_id"].isin(people)]
@@ -148,14 +145,12 @@ def by_settlement_and_history(world: Path, split: TemporalSplit, pipeline: pd.Se
     """The pipeline's and the oracle's NDCG@10 on the pipeline's participants, by region type and history length."""
     people = pd.Series(pipeline.index.astype(str))
     oracle = oracle_ndcg(world, split, people)
-    g = split.train
-    history = pd.Series(np.bincount(g.achievements["participant_idx"].to_numpy(), minlength=g.n_participants),
-                        index=g.participant_index.astype(str)).reindex(people.to_numpy()).fillna(0).to_numpy()
-    kinds = region_types(g).reindex(people.to_numpy()).to_numpy()
+    history = history_lengths(split.train, people)
+    kinds = region_types(split.train).reindex(people.to_numpy()).to_numpy()
     out = {}
     for kind in ("urban", "rural"):
-        for low, high, label in HISTORY_BUCKETS:
-            rows = (kinds == kind) & (history >= low) & (history <= (np.inf if high is None else high))
+        for label, low, high in HISTORY_BUCKETS:
+            rows = (kinds == kind) & (history >= low) & (history <= high)
             if rows.any():
                 mine, best = float(pipeline.to_numpy()[rows].mean()), float(oracle[rows].mean())
                 out[f"{kind}, {label}"] = {"participants": int(rows.sum()), "pipeline": round(mine, 4),

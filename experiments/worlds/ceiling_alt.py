@@ -46,9 +46,8 @@ from paired_reranker import split_with_truth
 import training.reranker as reranker
 from recommender.eligibility import open_events
 from recommender.metrics import per_participant
-from training.evaluation import TemporalSplit, region_types, sample_participants
+from training.evaluation import HISTORY_BUCKETS, TemporalSplit, history_lengths, region_types, sample_participants
 
-HISTORY_BUCKETS = (("0", 0, 0), ("1-2", 1, 2), ("3-5", 3, 5), ("6+", 6, 10**9))
 LEAKS = {
     "none": (),
     "fit": ("fit",),
@@ -62,7 +61,7 @@ def scored(split: TemporalSplit, people: pd.Series, recs: pd.DataFrame) -> dict[
     relevant = split.relevant[split.relevant["participant_id"].isin(people)]
     ndcg = per_participant(recs, relevant, 10)["ndcg"].reindex(people.to_numpy()).fillna(0.0)
     kinds = region_types(split.train).reindex(ndcg.index)
-    history = history_lengths(split, pd.Series(ndcg.index))
+    history = history_lengths(split.train, pd.Series(ndcg.index))
     out = {"ndcg@10": round(float(ndcg.mean()), 4), "urban": round(float(ndcg[kinds == "urban"].mean()), 4),
            "rural": round(float(ndcg[kinds == "rural"].mean()), 4)}
     for name, lo, hi in HISTORY_BUCKETS:
@@ -99,12 +98,6 @@ def oracle_scores(split: TemporalSplit, people: pd.Series, truth: AltTruth) -> d
     return out
 
 
-def history_lengths(split: TemporalSplit, people: pd.Series) -> np.ndarray:
-    g = split.train
-    taken = np.bincount(g.achievements["participant_idx"].to_numpy(), minlength=g.n_participants)
-    return pd.Series(taken, index=g.participant_index.astype(str)).reindex(people.astype(str)).to_numpy()
-
-
 def oracle_for_newcomers(split: TemporalSplit, people: pd.Series, truth: AltTruth, declared: pd.Series,
                          draws: int, seed: int = 0) -> dict[str, float]:
     """The best any AIF reader can do for those with no history before the cut: the oracle averaged over their
@@ -112,7 +105,7 @@ def oracle_for_newcomers(split: TemporalSplit, people: pd.Series, truth: AltTrut
     independently of region, grade and gender, and the declaration from the interests, so that is their posterior
     given all they show), without the registrations no reader sees. Beside it, the oracle and the re-ranker are
     scored on the same participants under `history 0`."""
-    cold = people[history_lengths(split, people) == 0]
+    cold = people[history_lengths(split.train, people) == 0]
     ids = truth.participant_ids.astype(str)
     rows = pd.Index(ids).get_indexer(cold.astype(str))
     said = declared.reindex(ids).fillna("").to_numpy(dtype=object)
@@ -145,7 +138,7 @@ def oracle_for_short_histories(split: TemporalSplit, people: pd.Series, truth: A
     choice model: latents drawn as for newcomers, each draw weighted by the probability the model gave the events
     they chose (on the days they registered, for the events AIF shows), the posterior given all they show (by
     importance sampling)."""
-    history = history_lengths(split, people)
+    history = history_lengths(split.train, people)
     short = people[(history >= lengths[0]) & (history <= lengths[1])]
     ids = truth.participant_ids.astype(str)
     rows = pd.Index(ids).get_indexer(short.astype(str))

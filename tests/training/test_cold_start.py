@@ -26,7 +26,7 @@ from recommender.models import EventRecommender
 from recommender.synth.config import SynthConfig
 from recommender.synth.generate import generate_world
 from training.content import ContentConfig, ContentRecommender
-from training.evaluation import cold_participants, side_by_side, temporal_split
+from training.evaluation import cold_participants, history_lengths, side_by_side, temporal_split
 from training.job import ranker
 from training.popularity import PopularityRecommender
 from training.reranker import RerankerConfig, RerankerRecommender
@@ -150,6 +150,16 @@ def test_a_good_result_weighs_more_in_the_ranking_profile(past: AchievementsGrap
         return float(build_context(graph, CUT).profile[person].toarray().ravel()[top])
 
     assert share("winner") > share("participant")
+
+
+def test_history_lengths_count_achievements_before_the_cut_and_the_cold_have_none(past: AchievementsGraph) -> None:
+    counts = past.achievements.groupby(Columns.Participant).size()
+    ids = pd.Series([*counts.index[:5].astype(str), "nobody-here"])
+    assert history_lengths(past, ids).tolist() == [*counts.iloc[:5].tolist(), 0]
+    everyone = history_lengths(past)
+    assert len(everyone) == past.n_participants and everyone.sum() == len(past.achievements)
+    assert set(cold_participants(past)) == set(past.participant_index[everyone == 0])
+    assert 0 < len(cold_participants(past)) < past.n_participants
 
 
 @pytest.mark.parametrize("name", list(MODELS))
