@@ -29,7 +29,6 @@ import scipy.sparse as sp
 
 import features.ranking as ranking
 import recommender.synth.oracle as synth_oracle
-import training.reranker as reranker
 from recommender.eligibility import eligibility_mask, open_events
 from recommender.metrics import per_participant
 from recommender.synth.truth import load_truth
@@ -37,7 +36,7 @@ from training.evaluation import HISTORY_BUCKETS, TemporalSplit, history_lengths,
 from training.oracle import oracle_recommendations
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from paired_reranker import split_with_truth
+from paired_reranker import recommend_with_extra_features, split_with_truth
 
 SETTLEMENT_RURAL = 2
 
@@ -115,7 +114,7 @@ def oracle_without(world: Path, split: TemporalSplit, people: pd.Series) -> dict
     out = {}
     for name, social, own in (("oracle", False, False), ("without others' registrations", True, False),
                               ("without anyone's registrations before the cut", True, True)):
-        def stripped(ch, history, as_of, social=social, own=own):  # type: ignore[no-untyped-def]
+        def stripped(ch, history, as_of, social=social, own=own):
             s = state_of(ch, history, as_of)
             none = np.zeros(0, np.int64)
             if social:
@@ -159,20 +158,9 @@ def by_settlement_and_history(world: Path, split: TemporalSplit, pipeline: pd.Se
 
 
 def ceiling(split: TemporalSplit, people: pd.Series, interest: np.ndarray, weights: np.ndarray) -> dict[str, float]:
-    """The re-ranker with the true interest . event weights as one more feature (module attributes patched)."""
-    features, pair_features = reranker.FEATURES, reranker.pair_features
-
-    def with_truth(graph, ctx, participants, events):  # type: ignore[no-untyped-def]
-        f = pair_features(graph, ctx, participants, events)
-        extra = interest[participants] @ weights[events].T
-        return np.concatenate([f, extra[..., None].astype(np.float32)], axis=-1)
-
-    reranker.FEATURES, reranker.pair_features = (*features, "true_interest"), with_truth
-    try:
-        model = reranker.RerankerRecommender(reranker.RerankerConfig()).fit(split.train)
-        recs = model.recommend(people.tolist(), 10, as_of=split.cut, filters=split.filters, graph=split.train)
-    finally:
-        reranker.FEATURES, reranker.pair_features = features, pair_features
+    """The re-ranker with the true interest . event weights as one more feature."""
+    recs = recommend_with_extra_features(split, people, ("true_interest",),
+                                         lambda p, e: (interest[p] @ weights[e].T)[..., None])
     relevant = split.relevant[split.relevant["participant_id"].isin(people)]
     ndcg = per_participant(recs, relevant, 10)["ndcg"].reindex(people.to_numpy()).fillna(0.0)
     kinds = region_types(split.train).reindex(ndcg.index)

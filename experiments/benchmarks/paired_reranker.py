@@ -17,12 +17,15 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+import training.reranker as reranker
+from features.ranking import RankingContext
 from recommender.eligibility import open_events
 from recommender.graph import AchievementsGraph, to_timestamp
 from recommender.metrics import per_participant, ratio_of_means
@@ -43,6 +46,29 @@ def split_with_truth(data: Path, truth: Path, cut: str, horizon_days: int, alt_w
     steps = true_next_choices(truth, split.cut.date(), horizon_days, truth=load_alt_truth(truth))
     steps = steps[steps["event_id"].astype(str).isin(catalog)][["participant_id", "event_id"]]
     return replace(split, relevant=steps.drop_duplicates().reset_index(drop=True))
+
+
+def recommend_with_extra_features(
+    split: TemporalSplit, people: pd.Series, names: tuple[str, ...],
+    extra: Callable[[np.ndarray, np.ndarray], np.ndarray],
+) -> pd.DataFrame:
+    """The top 10 at the cut of the re-ranker (`RerankerConfig` defaults) fitted with features `names` appended to
+    its own, valued by `extra(participants, events)` ([participants, events, len(names)]): how far knowledge no
+    AIF reader has would take it. `training.reranker`'s FEATURES and pair_features are patched for the fit."""
+    features, pair_features = reranker.FEATURES, reranker.pair_features
+
+    def with_extra(graph: AchievementsGraph, ctx: RankingContext, participants: np.ndarray,
+                   events: np.ndarray) -> np.ndarray:
+        own = pair_features(graph, ctx, participants, events)
+        return np.concatenate([own, extra(participants, events).astype(np.float32)], axis=-1)
+
+    reranker.FEATURES = (*features, *names)  # type: ignore[assignment]  # a longer tuple, on purpose
+    reranker.pair_features = with_extra
+    try:
+        model = RerankerRecommender(RerankerConfig()).fit(split.train)
+        return model.recommend(people.tolist(), 10, as_of=split.cut, filters=split.filters, graph=split.train)
+    finally:
+        reranker.FEATURES, reranker.pair_features = features, pair_features
 
 
 def main() -> None:

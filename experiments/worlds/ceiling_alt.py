@@ -41,9 +41,8 @@ from alt_calendar import EPOCH
 from alt_choice import probability_blocks
 from alt_oracle import AltTruth, BatchState, choice_probabilities, load_alt_truth
 from evaluate_alt import oracle_recommendations, top_k
-from paired_reranker import split_with_truth
+from paired_reranker import recommend_with_extra_features, split_with_truth
 
-import training.reranker as reranker
 from recommender.eligibility import open_events
 from recommender.metrics import per_participant
 from training.evaluation import HISTORY_BUCKETS, TemporalSplit, history_lengths, region_types, sample_participants
@@ -207,12 +206,10 @@ def latent_tables(split: TemporalSplit, truth: AltTruth) -> dict[str, np.ndarray
 
 def leaked_reranker(split: TemporalSplit, people: pd.Series, latent: dict[str, np.ndarray], leaks: tuple[str, ...]
                     ) -> dict[str, float]:
-    features, pair_features = reranker.FEATURES, reranker.pair_features
     names = [*(["true_fit"] if "fit" in leaks else []), *(["true_prestige"] if "prestige" in leaks else []),
              *([f"true_taste_{k}" for k in range(latent["taste"].shape[1])] if "taste" in leaks else [])]
 
-    def with_truth(graph, ctx, participants, events):  # type: ignore[no-untyped-def]
-        f = pair_features(graph, ctx, participants, events)
+    def leaked(participants: np.ndarray, events: np.ndarray) -> np.ndarray:
         shape = (len(participants), len(events))
         extra = []
         if "fit" in leaks:
@@ -222,16 +219,9 @@ def leaked_reranker(split: TemporalSplit, people: pd.Series, latent: dict[str, n
         if "taste" in leaks:
             extra += [np.broadcast_to(latent["taste"][participants, k][:, None], shape)
                       for k in range(latent["taste"].shape[1])]
-        if not extra:
-            return f
-        return np.concatenate([f, np.stack(extra, axis=-1).astype(np.float32)], axis=-1)
+        return np.stack(extra, axis=-1) if extra else np.zeros((*shape, 0), np.float32)
 
-    reranker.FEATURES, reranker.pair_features = (*features, *names), with_truth
-    try:
-        model = reranker.RerankerRecommender(reranker.RerankerConfig()).fit(split.train)
-        recs = model.recommend(people.tolist(), 10, as_of=split.cut, filters=split.filters, graph=split.train)
-    finally:
-        reranker.FEATURES, reranker.pair_features = features, pair_features
+    recs = recommend_with_extra_features(split, people, tuple(names), leaked)
     return scored(split, people, recs)
 
 
